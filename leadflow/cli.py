@@ -1,0 +1,186 @@
+"""The `leadflow` command line (contract: shared/contract/cli.md).
+
+Unusable arguments exit 2 with one readable line; runtime failures exit 1 with
+one line (add `--debug` for the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+from leadflow.config import ConfigError, Settings, load_settings
+
+SAMPLE_FILE = Path(__file__).resolve().parent / "samples" / "sample.jsonl"
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    p.add_argument("--warehouse", metavar="DIR", help="embedded warehouse directory (default ./var/warehouse)")
+    p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+
+
+def _date(value: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="leadflow", description="leadflow: lead-to-conversion pipeline")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("replay", help="run the pipeline over JSON Lines files, then exit")
+    _common(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("deadletters", help="list rejected events with their reasons, newest first")
+    _common(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--limit", type=int, default=100)
+
+    p = sub.add_parser("migrate", help="apply warehouse migrations")
+    _common(p)
+
+    p = sub.add_parser("serve", help="HTTP ingest (POST /v1/events) with the pipeline behind it")
+    _common(p)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+
+    p = sub.add_parser("run", help="the main job on the embedded default")
+    _common(p)
+
+    p = sub.add_parser("schemas", help="JSON Schema of the event contract")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--out", metavar="DIR", default=None)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = dict(extra)
+    if getattr(args, "warehouse", None):
+        overrides["warehouse_dir"] = Path(args.warehouse)
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files]
+    for f in files:
+        if not f.is_file():
+            raise UsageError(f"leadflow replay: file not found: {f}")
+    settings = settings_from(args)
+    from services.ingest.replay import replay
+
+    summary = asyncio.run(replay(settings, files, show_progress=not args.no_progress))
+    if args.format == "json":
+        import orjson
+
+        print(orjson.dumps(summary.as_dict()).decode())
+    else:
+        print(summary.render())
+    return 0
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise UsageError("leadflow deadletters: --limit must be at least 1")
+    settings = settings_from(args)
+    from services.ingest.deadletters import list_dead_letters, render_table
+
+    rows = list_dead_letters(settings, limit=args.limit)
+    if args.format == "json":
+        import orjson
+
+        print(orjson.dumps(rows).decode())
+    else:
+        print(render_table(rows))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from leadflow import warehouse
+
+    settings = settings_from(args)
+    applied = warehouse.migrate(warehouse.connect(settings))
+    print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.path.name}" for m in applied))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    extra = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
+    settings = settings_from(args, **extra)
+    from services.ingest.http import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    from services.ingest.replay import replay
+
+    print(f"leadflow run: replaying the shipped sample {SAMPLE_FILE.name} on the embedded default")
+    summary = asyncio.run(replay(settings, [SAMPLE_FILE]))
+    print(summary.render())
+    print(f"\nwarehouse: {settings.warehouse_dsn}\nnext: `leadflow deadletters` lists the rejected lines")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas import export_json_schemas
+
+    out = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "schemas" / "jsonschema"
+    for path in export_json_schemas(out):
+        print(path)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
+    "run": cmd_run, "schemas": cmd_schemas,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"leadflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("leadflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one readable line; the traceback only with --debug
+        if debug:
+            raise
+        print(f"leadflow: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

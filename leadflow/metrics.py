@@ -1,0 +1,59 @@
+"""Prometheus metrics (prometheus-client). Label sets are bounded.
+
+`source` comes from input, so only the first MAX_SOURCES distinct values get
+their own label; later ones count under `other`.
+"""
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MAX_SOURCES = 50
+_sources: set[str] = set()
+_sources_lock = threading.Lock()
+
+_KNOWN_TYPES = {
+    "ad_spend", "ad_click", "lead", "conversation_started", "message", "conversation_transferred",
+    "conversation_closed", "call_completed", "deal_won", "deal_lost", "payment", "survey_response",
+}
+
+
+def source_label(source: str) -> str:
+    if source in _sources:
+        return source
+    with _sources_lock:
+        if len(_sources) < MAX_SOURCES:
+            _sources.add(source)
+            return source
+    return "other"
+
+
+def type_label(event_type: str) -> str:
+    return event_type if event_type in _KNOWN_TYPES else "unknown"
+
+
+EVENTS_RECEIVED = Counter("leadflow_events_received_total", "Events read from an input (HTTP or replay)",
+                          ["source"])
+EVENTS_ACCEPTED = Counter("leadflow_events_accepted_total", "Events that passed validation", ["type", "source"])
+EVENTS_REJECTED = Counter("leadflow_events_rejected_total", "Events sent to the dead-letter topic",
+                          ["type", "source", "reason"])
+EVENTS_DUPLICATE = Counter("leadflow_events_duplicate_total", "Events dropped as a repeated event_id", ["type"])
+EVENTS_STORED = Counter("leadflow_events_stored_total", "Events stored in the warehouse for the first time",
+                        ["type"])
+DEAD_LETTERS_STORED = Counter("leadflow_dead_letters_stored_total", "Dead letters written to the warehouse")
+LAST_EVENT_TIME = Gauge("leadflow_last_event_timestamp_seconds", "Receive time of the last event per source",
+                        ["source"])
+
+WAREHOUSE_ROWS = Counter("leadflow_warehouse_rows_written_total", "Rows inserted into the warehouse", ["table"])
+WAREHOUSE_BATCHES = Counter("leadflow_warehouse_batches_written_total", "Insert batches", ["table"])
+WAREHOUSE_WRITE_SECONDS = Histogram(
+    "leadflow_warehouse_write_seconds", "Latency of one warehouse insert batch", ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WAREHOUSE_WRITE_FAILURES = Counter("leadflow_warehouse_write_failures_total", "Failed warehouse inserts", ["table"])
+
+STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a stream stage", ["stage"])
+STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
+                                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+PROCESSING_ERRORS = Counter("leadflow_processing_errors_total", "Batches that failed and were retried", ["stage"])

@@ -1,0 +1,85 @@
+"""The stages of one leadflow process, wired together, and a way to wait for them.
+
+Embedded runs (`replay`, `run`, `serve`) start every stage in one process,
+because chdb is an in-process engine. In production each stage runs as its
+own consumer group in as many workers as the topic has partitions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from clickhouse_connect.driver.client import Client
+
+from leadflow.broker import ensure_topics
+from leadflow.config import Settings
+from leadflow.stream import OffsetTracker, StageRunner, start_producer
+from leadflow.topics import topics_for
+from services.ingest.sink import DeadLetterSink, RawEventSink
+
+log = logging.getLogger(__name__)
+
+
+class PipelineError(RuntimeError):
+    """A stage stopped, or the pipeline did not finish in time."""
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, bootstrap: str, client: Client):
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.client = client
+        self.topics = topics_for(settings)
+        self.producer = None
+        self.runners: list[StageRunner] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> "Pipeline":
+        await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()})
+        self.producer = await start_producer(self.bootstrap)
+        self.raw_sink = RawEventSink(self.client, self.producer, self.topics)
+        self.dead_sink = DeadLetterSink(self.client, self.topics)
+        for stage in (self.raw_sink, self.dead_sink):
+            runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
+                                 max_wait_s=self.settings.batch_max_seconds)
+            self.runners.append(runner)
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"stage-{stage.name}"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for runner in self.runners:
+            runner.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=15)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:  # already reported by drain
+                log.debug("stage task ended with an error", exc_info=True)
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def _check_tasks(self) -> None:
+        for task in self._tasks:
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                raise PipelineError(f"{task.get_name()} stopped: {exc!r}")
+
+    async def _wait(self, runner: StageRunner, targets: OffsetTracker, deadline: float,
+                    on_tick: Callable[[], None] | None) -> None:
+        while not runner.caught_up(targets.ends):
+            self._check_tasks()
+            if time.monotonic() > deadline:
+                raise PipelineError(f"stage {runner.stage.name} did not catch up in time")
+            if on_tick:
+                on_tick()
+            await asyncio.sleep(0.05)
+
+    async def drain(self, produced: OffsetTracker, timeout_s: float = 3600,
+                    on_tick: Callable[[], None] | None = None) -> None:
+        """Wait until every stage has processed everything produced so far, stage after stage."""
+        deadline = time.monotonic() + timeout_s
+        for runner in self.runners[:2]:  # the sinks consume what ingest produced
+            await self._wait(runner, produced, deadline, on_tick)

@@ -1,0 +1,44 @@
+"""Every topic name and consumer group, in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leadflow.config import Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+
+    @property
+    def raw(self) -> str:
+        """Valid events, identity hashed, keyed by conversation/call/person."""
+        return f"{self.prefix}.events.raw"
+
+    @property
+    def deadletter(self) -> str:
+        """Rejected input: original bytes, every error, source and time."""
+        return f"{self.prefix}.events.deadletter"
+
+    @property
+    def stored(self) -> str:
+        """Events the warehouse sink stored for the first time (duplicates removed)."""
+        return f"{self.prefix}.events.stored"
+
+    def all(self) -> list[str]:
+        return [self.raw, self.deadletter, self.stored]
+
+    def group(self, stage: str) -> str:
+        """Consumer group of a stage (one group per stage, shared by all its workers)."""
+        return f"{self.prefix}-{stage}"
+
+
+class Stages:
+    WAREHOUSE_SINK = "warehouse-sink"
+    DEADLETTER_SINK = "deadletter-sink"
+    ENRICH = "enrich"
+    ATTRIBUTION = "attribution"
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)

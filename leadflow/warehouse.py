@@ -1,0 +1,148 @@
+"""The warehouse client: ClickHouse through clickhouse-connect.
+
+`chdb://DIR` selects the embedded engine (in-process, one engine path per
+process), `http(s)://...` a ClickHouse server; both return the same client
+class surface, so every query and insert below runs on either.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from leadflow import metrics
+from leadflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "deploy" / "clickhouse" / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+_lock = threading.Lock()
+_open: dict[tuple[str, str], Client] = {}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or refused a statement."""
+
+
+def connect(settings: Settings, *, create_database: bool = True) -> Client:
+    """A client on the configured warehouse and database (shared per process).
+
+    chdb allows one engine path per process, so clients are cached by DSN and
+    a request for another chdb path closes the engine that is open.
+    """
+    dsn = settings.warehouse_dsn
+    db = settings.clickhouse_database
+    with _lock:
+        client = _open.get((dsn, db))
+        if client is not None:
+            return client
+        if dsn.startswith("chdb:"):
+            for (other_dsn, other_db), other in list(_open.items()):
+                if other_dsn != dsn and other_dsn.startswith("chdb:"):
+                    other.close()
+                    del _open[(other_dsn, other_db)]
+            Path(dsn[len("chdb://"):]).mkdir(parents=True, exist_ok=True)
+        try:
+            if create_database:
+                bootstrap = clickhouse_connect.get_client(dsn=dsn)
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+                if not dsn.startswith("chdb:"):
+                    bootstrap.close()
+            client = clickhouse_connect.get_client(dsn=dsn, database=db)
+        except Exception as exc:  # clickhouse-connect raises several types
+            raise WarehouseError(f"cannot open warehouse {dsn}: {exc}") from exc
+        _open[(dsn, db)] = client
+        return client
+
+
+def close_all() -> None:
+    with _lock:
+        for client in _open.values():
+            try:
+                client.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+        _open.clear()
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def statements(self) -> list[str]:
+        text = self.path.read_text(encoding="utf-8")
+        text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if not m:
+            raise WarehouseError(f"migration file name must be NNNN_name.sql: {path.name}")
+        found.append(Migration(int(m.group(1)), m.group(2), path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError("two migrations share a version number")
+    return found
+
+
+def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply the migrations not applied yet, in order. Returns those applied."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    applied = []
+    for mig in list_migrations(directory):
+        if mig.version in done:
+            continue
+        for stmt in mig.statements():
+            try:
+                client.command(stmt)
+            except Exception as exc:
+                raise WarehouseError(f"migration {mig.path.name} failed: {exc}") from exc
+        client.insert(
+            "schema_migrations",
+            [(mig.version, mig.name, datetime.now(timezone.utc))],
+            column_names=["version", "name", "applied_at"],
+        )
+        applied.append(mig)
+        log.info("applied migration %s", mig.path.name)
+    return applied
+
+
+def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Insert a batch in one statement (counted and timed). Returns the number of rows."""
+    data = rows if isinstance(rows, list) else list(rows)
+    if not data:
+        return 0
+    started = time.perf_counter()
+    try:
+        client.insert(table, data, column_names=list(columns))
+    except Exception as exc:
+        metrics.WAREHOUSE_WRITE_FAILURES.labels(table=table).inc()
+        raise WarehouseError(f"insert into {table} failed: {exc}") from exc
+    metrics.WAREHOUSE_WRITE_SECONDS.labels(table=table).observe(time.perf_counter() - started)
+    metrics.WAREHOUSE_BATCHES.labels(table=table).inc()
+    metrics.WAREHOUSE_ROWS.labels(table=table).inc(len(data))
+    return len(data)
+
+
+def scalar(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+    rows = client.query(sql, parameters=parameters).result_rows
+    return rows[0][0] if rows else None

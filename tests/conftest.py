@@ -1,0 +1,58 @@
+"""Fixtures: one real Tansu broker per test session, one real chdb engine per
+process, and per test its own database and topic prefix (so tests never see
+each other's data)."""
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from leadflow import warehouse
+from leadflow.broker import EmbeddedBroker
+from leadflow.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT.parent / "shared" / "contract"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker():
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def settings(broker, chdb_dir, monkeypatch):
+    """Settings on the shared broker and engine, isolated by database and topic prefix."""
+    for key in list(os.environ):
+        if key.startswith("LEADFLOW_"):
+            monkeypatch.delenv(key)
+    n = next(_counter)
+    tag = uuid.uuid4().hex[:6]
+    return load_settings(
+        kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"t{n}_{tag}",
+        topic_prefix=f"t{n}-{tag}", topic_partitions=3, batch_max_seconds=0.1,
+    )
+
+
+@pytest.fixture
+def client(settings):
+    c = warehouse.connect(settings)
+    warehouse.migrate(c)
+    return c
+
+
+@pytest.fixture
+def contract_dir() -> Path:
+    if not CONTRACT.is_dir():
+        pytest.skip(f"contract directory not found at {CONTRACT}")
+    return CONTRACT

@@ -1,0 +1,98 @@
+"""`replay` end to end on the real broker and chdb: exact counts, twice in a row."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from services.ingest.replay import replay
+
+V_TYPES = ["ad_click", "lead", "message", "call_completed", "deal_won"]
+
+
+def valid_event(i: int) -> dict:
+    kind = V_TYPES[i % len(V_TYPES)]
+    base = {"event_id": f"ev-{i}", "type": kind, "occurred_at": f"2026-05-01T10:{i % 60:02d}:00Z",
+            "source": "test"}
+    if kind == "ad_click":
+        return {**base, "identity": {"visitor_id": f"v-{i}"}, "campaign_id": "c1", "channel": "search_ads"}
+    if kind == "lead":
+        return {**base, "identity": {"email": f" Person{i}@Example.org "}, "lead_id": f"L-{i}",
+                "channel": "organic"}
+    if kind == "message":
+        return {**base, "conversation_id": f"conv-{i}", "author": "operator", "operator_id": "op-1"}
+    if kind == "call_completed":
+        return {**base, "identity": {"phone": "+7 (916) 000-00-%02d" % (i % 100)}, "call_id": f"c-{i}",
+                "direction": "inbound", "started_at": "2026-05-01T09:00:00Z", "ended_at": "2026-05-01T09:01:00Z",
+                "outcome": "missed"}
+    return {**base, "identity": {"crm_contact_id": f"crm-{i}"}, "deal_id": f"D-{i}", "revenue": "10.50",
+            "currency": "USD"}
+
+
+BAD_LINES = [
+    b'{"event_id":"x-1","type":"lead","occurred_at":"2026-05-01T10:00:00Z","source":"s","identity":{"visitor_id":"v"},"lead_id":"L","channel":"organic"}',
+    b'{"event_id":"x-2","type":"survey_response","occurred_at":"2026-05-01T10:00:00Z","source":"s","survey":"nps","score":11}',
+    b'{"type":"ad_click","occurred_at":"2026-05-01T10:00:00Z","source":"s","identity":{"visitor_id":"v"},"campaign_id":"c","channel":"search_ads"}',
+    b"not json at all",
+    b"\xff\xfe binary garbage",
+    b'{"event_id":"x-3","type":"teleport","occurred_at":"2026-05-01T10:00:00Z","source":"s"}',
+]
+
+
+@pytest.fixture
+def mixed_file(tmp_path):
+    V, lines = 40, []
+    for i in range(V):
+        lines.append(json.dumps(valid_event(i)).encode())
+    dups = [lines[0], lines[7], lines[7], lines[13]]  # D = 4 exact repeats
+    body = lines[:20] + dups[:2] + BAD_LINES[:3] + lines[20:] + [b"", b"   "] + dups[2:] + BAD_LINES[3:]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\n")
+    return path, V, len(dups), len(BAD_LINES)
+
+
+def counts(client) -> tuple[int, int]:
+    raw = client.query("SELECT count() FROM raw_events FINAL").result_rows[0][0]
+    dead = client.query("SELECT count() FROM dead_letters FINAL").result_rows[0][0]
+    return raw, dead
+
+
+def test_replay_exact_counts_twice(settings, client, mixed_file):
+    path, V, D, B = mixed_file
+    first = asyncio.run(replay(settings, [path], show_progress=False))
+    assert (first.read, first.accepted, first.duplicates, first.rejected) == (V + D + B, V, D, B)
+    assert counts(client) == (V, B)
+
+    second = asyncio.run(replay(settings, [path], show_progress=False))
+    assert (second.read, second.accepted, second.duplicates, second.rejected) == (V + D + B, 0, V + D, B)
+    assert counts(client) == (V, B)
+
+
+def test_dead_letters_keep_original_bytes_and_reasons(settings, client, mixed_file):
+    path, *_ = mixed_file
+    asyncio.run(replay(settings, [path], show_progress=False))
+    rows = client.query("SELECT raw_payload, error_kind, errors, event_id FROM dead_letters FINAL",
+                        column_formats={"raw_payload": "bytes"}).result_rows
+    by_raw = {r[0]: r for r in rows}
+    assert set(by_raw) == set(BAD_LINES)
+    assert by_raw[b"not json at all"][1] == "not_json"
+    assert by_raw[b"\xff\xfe binary garbage"][1] == "not_json"
+    lead = by_raw[BAD_LINES[0]]
+    assert lead[1] == "schema" and lead[3] == "x-1"
+    assert lead[2] == [{"path": "identity", "message": "lead needs identity.email or identity.phone"}]
+    assert [e["path"] for e in by_raw[BAD_LINES[1]][2]] == ["score"]
+    assert [e["path"] for e in by_raw[BAD_LINES[2]][2]] == ["event_id"]
+
+
+def test_identity_values_are_hashed_in_the_warehouse(settings, client, mixed_file):
+    path, *_ = mixed_file
+    asyncio.run(replay(settings, [path], show_progress=False))
+    payloads = " ".join(r[0] for r in client.query("SELECT payload FROM raw_events").result_rows)
+    assert "example.org" not in payloads.lower()
+    assert "+7916" not in payloads and "(916)" not in payloads
+    keys = client.query("SELECT identity_keys FROM raw_events FINAL WHERE event_id = 'ev-1'").result_rows[0][0]
+    assert len(keys) == 1 and keys[0].startswith("email:") and len(keys[0]) == len("email:") + 32
+    # the same person's email in another spelling hashes the same
+    from leadflow.privacy import IdentityHasher
+    assert keys[0] == IdentityHasher(settings.identity_secret).hash("email", "person1@example.org")
