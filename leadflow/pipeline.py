@@ -27,7 +27,10 @@ class PipelineError(RuntimeError):
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, bootstrap: str, client: Client):
+    def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True):
+        """`single_process`: this process is the only consumer of the topics (embedded runs,
+        replay); False for workers that share a consumer group with others."""
+        self.single_process = single_process
         self.settings = settings
         self.bootstrap = bootstrap
         self.client = client
@@ -43,7 +46,7 @@ class Pipeline:
         self.dead_sink = DeadLetterSink(self.client, self.topics)
         for stage in (self.raw_sink, self.dead_sink):
             runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
-                                 max_wait_s=self.settings.batch_max_seconds)
+                                 max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process)
             self.runners.append(runner)
             self._tasks.append(asyncio.create_task(runner.run(), name=f"stage-{stage.name}"))
         return self

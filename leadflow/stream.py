@@ -67,7 +67,12 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: list[tuple[
 class StageRunner:
     """Runs one stage as a consumer-group member until stopped."""
 
-    def __init__(self, bootstrap: str, stage: Stage, *, max_records: int, max_wait_s: float):
+    def __init__(self, bootstrap: str, stage: Stage, *, max_records: int, max_wait_s: float,
+                 assign_all: bool = False):
+        """`assign_all`: the only consumer of its topics (embedded runs) takes every partition
+        directly instead of joining the group (Tansu delays each JoinGroup by ~5 s); offsets are
+        still committed under the stage's group id."""
+        self.assign_all = assign_all
         self.bootstrap = bootstrap
         self.stage = stage
         self.max_records = max_records
@@ -79,12 +84,25 @@ class StageRunner:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self.stage.topics, bootstrap_servers=self.bootstrap, group_id=self.stage.group_id,
+            *([] if self.assign_all else self.stage.topics), bootstrap_servers=self.bootstrap,
+            group_id=self.stage.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
             fetch_max_bytes=64 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=1_000,
         )
         self._consumer = consumer
         await consumer.start()
+        if self.assign_all:
+            partitions = []
+            for topic in self.stage.topics:
+                for _ in range(100):
+                    found = consumer.partitions_for_topic(topic)
+                    if found:
+                        break
+                    await consumer._client.force_metadata_update()  # new topic: metadata may lag
+                    await asyncio.sleep(0.05)
+                partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+            consumer.assign(partitions)
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
