@@ -14,7 +14,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Mapping, Union
 
 from pydantic import (
@@ -46,6 +45,7 @@ __all__ = [
     "CallCompleted",
     "ContractContext",
     "ContractError",
+    "RateTable",
     "ConversationClosed",
     "ConversationStarted",
     "ConversationTransferred",
@@ -84,6 +84,45 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(_UTC)
 
 
+class RateTable(Mapping[str, Decimal]):
+    """Read-only, validated rate table (currency -> multiplier into the reporting currency)."""
+
+    __slots__ = ("_rates",)
+
+    def __init__(self, rates: dict[str, Decimal]):
+        self._rates = rates
+
+    def __getitem__(self, code: str) -> Decimal:
+        return self._rates[code]
+
+    def __iter__(self) -> Any:
+        return iter(self._rates)
+
+    def __len__(self) -> int:
+        return len(self._rates)
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._rates
+
+    def get(self, code: str, default: Any = None) -> Any:
+        return self._rates.get(code, default)
+
+    def __repr__(self) -> str:
+        return f"RateTable({self._rates!r})"
+
+
+def _rate_table(raw: Mapping[str, Any]) -> RateTable:
+    rates: dict[str, Decimal] = {}
+    for code, rate in dict(raw).items():
+        if not isinstance(code, str) or len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise ValueError(f"rate table key must be a 3-letter ISO 4217 code, got {code!r}")
+        value = rate if isinstance(rate, Decimal) else Decimal(str(rate))
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"rate for {code} must be a positive number, got {rate!r}")
+        rates[code.upper()] = value
+    return RateTable(rates)
+
+
 @dataclass(frozen=True)
 class ContractContext:
     """Configuration the contract depends on.
@@ -105,23 +144,20 @@ class ContractContext:
         cur = self.reporting_currency
         if not isinstance(cur, str) or len(cur) != 3 or not cur.isascii() or not cur.isalpha():
             raise ValueError(f"reporting_currency must be a 3-letter ISO 4217 code, got {cur!r}")
-        rates: dict[str, Decimal] = {}
-        for code, rate in dict(self.rates).items():
-            if not isinstance(code, str) or len(code) != 3 or not code.isascii() or not code.isalpha():
-                raise ValueError(f"rate table key must be a 3-letter ISO 4217 code, got {code!r}")
-            value = rate if isinstance(rate, Decimal) else Decimal(str(rate))
-            if not value.is_finite() or value <= 0:
-                raise ValueError(f"rate for {code} must be a positive number, got {rate!r}")
-            rates[code.upper()] = value
         received = self.received_at
         if not isinstance(received, dt.datetime) or received.utcoffset() is None:
             raise ValueError("received_at must be a timezone-aware datetime")
         set_ = object.__setattr__
-        set_(self, "reporting_currency", cur.upper())
-        set_(self, "rates", MappingProxyType(rates))
-        set_(self, "marketing_channels", tuple(self.marketing_channels))
-        set_(self, "conversation_channels", tuple(self.conversation_channels))
-        set_(self, "received_at", received.astimezone(_UTC))
+        if not cur.isupper():
+            set_(self, "reporting_currency", cur.upper())
+        if type(self.rates) is not RateTable:  # already validated when copied with dataclasses.replace()
+            set_(self, "rates", _rate_table(self.rates))
+        if type(self.marketing_channels) is not tuple:
+            set_(self, "marketing_channels", tuple(self.marketing_channels))
+        if type(self.conversation_channels) is not tuple:
+            set_(self, "conversation_channels", tuple(self.conversation_channels))
+        if received.tzinfo is not _UTC:
+            set_(self, "received_at", received.astimezone(_UTC))
         # Derived, not dataclass fields.
         set_(self, "_latest_occurred_at", self.received_at + MAX_FUTURE)
         set_(self, "_validation_context", {CONTEXT_KEY: self})

@@ -722,6 +722,16 @@ def test_context_normalises_and_checks():
         ContractContext(rates={"EUR": 0})
 
 
+def test_context_copies_keep_the_validated_configuration(ctx):
+    later = ctx.at(dt.datetime(2026, 8, 1, 3, tzinfo=dt.timezone(dt.timedelta(hours=3))))
+    assert later.received_at == dt.datetime(2026, 8, 1, 0, tzinfo=UTC) and later.received_at.tzinfo is UTC
+    assert later.rates is ctx.rates and dict(later.rates) == {"EUR": Decimal("1.10")}
+    again = dataclasses.replace(ctx, received_at=RECEIVED_AT)
+    assert validate_event(event("payment", currency="EUR", amount="1"), again).amount == Decimal("1.10")
+    with pytest.raises(TypeError):
+        ctx.rates["GBP"] = Decimal(1)  # read-only
+
+
 # --------------------------------------------------------------------------- shared contract files
 
 
