@@ -17,6 +17,8 @@ from leadflow.broker import ensure_topics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, StageRunner, start_producer
 from leadflow.topics import topics_for
+from services.attribution.stage import AttributionStage
+from services.enrich.stage import EnrichStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ class Pipeline:
         self.producer = await start_producer(self.bootstrap)
         self.raw_sink = RawEventSink(self.client, self.producer, self.topics)
         self.dead_sink = DeadLetterSink(self.client, self.topics)
-        for stage in (self.raw_sink, self.dead_sink):
+        self.enrich = EnrichStage(self.client, self.producer, self.topics, self.settings)
+        self.attribution = AttributionStage(self.client, self.topics, self.settings)
+        for stage in (self.raw_sink, self.dead_sink, self.enrich, self.attribution):
             runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
                                  max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process)
             self.runners.append(runner)
@@ -84,5 +88,8 @@ class Pipeline:
                     on_tick: Callable[[], None] | None = None) -> None:
         """Wait until every stage has processed everything produced so far, stage after stage."""
         deadline = time.monotonic() + timeout_s
-        for runner in self.runners[:2]:  # the sinks consume what ingest produced
-            await self._wait(runner, produced, deadline, on_tick)
+        raw_sink, dead_sink, enrich, attribution = self.runners
+        await self._wait(raw_sink, produced, deadline, on_tick)
+        await self._wait(dead_sink, produced, deadline, on_tick)
+        await self._wait(enrich, self.raw_sink.forwarded, deadline, on_tick)
+        await self._wait(attribution, self.enrich.emitted, deadline, on_tick)

@@ -68,11 +68,12 @@ class StageRunner:
     """Runs one stage as a consumer-group member until stopped."""
 
     def __init__(self, bootstrap: str, stage: Stage, *, max_records: int, max_wait_s: float,
-                 assign_all: bool = False):
+                 assign_all: bool = False, max_failures: int = 3):
         """`assign_all`: the only consumer of its topics (embedded runs) takes every partition
         directly instead of joining the group (Tansu delays each JoinGroup by ~5 s); offsets are
         still committed under the stage's group id."""
         self.assign_all = assign_all
+        self.max_failures = max_failures
         self.bootstrap = bootstrap
         self.stage = stage
         self.max_records = max_records
@@ -103,6 +104,7 @@ class StageRunner:
                     await asyncio.sleep(0.05)
                 partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
             consumer.assign(partitions)
+        failures = 0
         try:
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
@@ -114,7 +116,11 @@ class StageRunner:
                     await self.stage.handle(records)
                 except Exception:
                     self.errors += 1
+                    failures += 1
                     metrics.PROCESSING_ERRORS.labels(stage=self.stage.name).inc()
+                    if failures >= self.max_failures:
+                        log.error("stage %s failed %d times in a row; stopping", self.stage.name, failures)
+                        raise
                     log.exception("stage %s failed on a batch of %d; rewinding to the last commit",
                                   self.stage.name, len(records))
                     for tp in batch:
@@ -122,6 +128,7 @@ class StageRunner:
                         consumer.seek(tp, committed if committed is not None else 0)
                     await asyncio.sleep(1.0)
                     continue
+                failures = 0
                 await consumer.commit()
                 for tp, part in batch.items():
                     self.positions[tp] = part[-1].offset + 1

@@ -25,8 +25,13 @@ class Topics:
         """Events the warehouse sink stored for the first time (duplicates removed)."""
         return f"{self.prefix}.events.stored"
 
+    @property
+    def persons_changed(self) -> str:
+        """Person ids whose touches, conversions or identity changed: attribution recomputes them."""
+        return f"{self.prefix}.persons.changed"
+
     def all(self) -> list[str]:
-        return [self.raw, self.deadletter, self.stored]
+        return [self.raw, self.deadletter, self.stored, self.persons_changed]
 
     def group(self, stage: str) -> str:
         """Consumer group of a stage (one group per stage, shared by all its workers)."""

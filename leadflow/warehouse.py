@@ -7,6 +7,7 @@ class surface, so every query and insert below runs on either.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -34,6 +35,15 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or refused a statement."""
 
 
+def _pin_utc() -> None:
+    """chdb reports the host timezone as the server's, and clickhouse-connect then shifts aware
+    datetimes on insert (10:00Z stored as 07:00 under TZ=Europe/Moscow). leadflow works in UTC:
+    pin the process timezone so every run stores the same instants."""
+    if os.environ.get("TZ") != "UTC":
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+
+
 def connect(settings: Settings, *, create_database: bool = True) -> Client:
     """A client on the configured warehouse and database (shared per process).
 
@@ -47,6 +57,7 @@ def connect(settings: Settings, *, create_database: bool = True) -> Client:
         if client is not None:
             return client
         if dsn.startswith("chdb:"):
+            _pin_utc()
             for (other_dsn, other_db), other in list(_open.items()):
                 if other_dsn != dsn and other_dsn.startswith("chdb:"):
                     other.close()

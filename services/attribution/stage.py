@@ -1,0 +1,79 @@
+"""The attribution stage: people whose touches, conversions or identity changed
+-> the credits of every conversion of theirs, under every model.
+
+Credits are stored one row per (deal, model) with all its touches, at a newer
+version than before: a recomputation replaces the old set whole, so a touch
+that left the window loses its credit and nothing is counted twice.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+from aiokafka import ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from leadflow.config import Settings
+from leadflow.topics import Stages, Topics
+from leadflow.warehouse import insert_rows
+from services.attribution.models import MODELS, Touch, credit_touches
+
+NONE_CHANNEL = "(none)"
+COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "touch_event_ids", "touch_kinds",
+           "channels", "campaigns", "operators", "credits"]
+
+
+def load_people(client: Client, person_ids: list[str]):
+    """Deals and touches of these people, through the current identity graph."""
+    params = {"ids": person_ids}
+    deals = client.query(
+        "SELECT p.person_id, d.deal_id, d.won_at, d.revenue FROM deal_winners AS d "
+        "INNER JOIN (SELECT identity_key, person_id FROM persons WHERE person_id IN {ids:Array(String)}) AS p "
+        "ON d.identity_key = p.identity_key", parameters=params).result_rows
+    touches = client.query(
+        "SELECT p.person_id, t.event_id, t.touch_at, t.kind, t.channel, t.campaign_id, t.operators FROM touches AS t "
+        "INNER JOIN (SELECT identity_key, person_id FROM persons WHERE person_id IN {ids:Array(String)}) AS p "
+        "ON t.identity_key = p.identity_key", parameters=params).result_rows
+    by_person: dict[str, list[Touch]] = defaultdict(list)
+    for person, event_id, at, kind, channel, campaign, operators in touches:
+        by_person[person].append(Touch(event_id, at, kind, channel, campaign, tuple(operators)))
+    return deals, by_person
+
+
+def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: timedelta, version: int) -> list[tuple]:
+    rows = []
+    for person, deal_id, won_at, revenue in deals:
+        touches = touches_by_person.get(person, [])
+        for model in MODELS:
+            credited = credit_touches(model, touches, won_at, lookback=lookback, half_life=half_life)
+            if credited:
+                ts = [t for t, _ in credited]
+                rows.append((deal_id, model, version, person, won_at, revenue, [t.event_id for t in ts],
+                             [t.kind for t in ts], [t.channel for t in ts], [t.campaign_id for t in ts],
+                             [list(t.operators) for t in ts], [c for _, c in credited]))
+            else:
+                rows.append((deal_id, model, version, person, won_at, revenue, [""], [""], [NONE_CHANNEL], [""],
+                             [[]], [1.0]))
+    return rows
+
+
+class AttributionStage:
+    name = Stages.ATTRIBUTION
+
+    def __init__(self, client: Client, topics: Topics, settings: Settings):
+        self.group_id = topics.group(self.name)
+        self.topics = [topics.persons_changed]
+        self.client = client
+        self.lookback = timedelta(days=settings.lookback_days)
+        self.half_life = timedelta(days=settings.half_life_days)
+        self._version = 0
+        self.recomputed = 0
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        people = sorted({r.value.decode() for r in records})
+        deals, touches = load_people(self.client, people)
+        self._version = max(self._version + 1, time.time_ns())
+        rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=self._version)
+        insert_rows(self.client, "attribution_credits", COLUMNS, rows)
+        self.recomputed += len(deals)

@@ -1,0 +1,97 @@
+"""The enrich stage: stored events -> identity graph, fact rows, conversation facts.
+
+One batch: link identities (in memory), write changed `person_keys`, write the
+fact rows of single events, recompute the conversations the batch touched
+from all of their stored events, then tell attribution which people changed.
+The runner commits the input offsets only after all of that is written, so a
+crash replays the batch; every write is idempotent (fact tables dedup by
+event_id, versioned rows are recomputed whole).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+import orjson
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from leadflow.config import Settings
+from leadflow.stream import OffsetTracker, send_all
+from leadflow.topics import Stages, Topics
+from leadflow.warehouse import insert_rows
+from services.enrich import conversations as conv
+from services.enrich.facts import ATTRIBUTION_TYPES, CONVERSATION_TYPES, FACT_TABLES
+from services.enrich.identity import IdentityGraph, LinkResult
+
+
+def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
+    """Every stored event of these conversations (a redelivered duplicate row counts once)."""
+    result = client.query(
+        "SELECT conversation_id, event_id, any(type), any(occurred_at), any(payload) FROM raw_events "
+        "WHERE conversation_id IN {ids:Array(String)} GROUP BY conversation_id, event_id",
+        parameters={"ids": ids},
+    )
+    out: dict[str, list[conv.ConvEvent]] = defaultdict(list)
+    for conv_id, event_id, event_type, occurred_at, payload in result.result_rows:
+        out[conv_id].append(conv.ConvEvent(occurred_at, event_id, event_type, orjson.loads(payload)))
+    return out
+
+
+class EnrichStage:
+    name = Stages.ENRICH
+
+    def __init__(self, client: Client, producer: AIOKafkaProducer, topics: Topics, settings: Settings):
+        self.group_id = topics.group(self.name)
+        self.topics = [topics.stored]
+        self.changed_topic = topics.persons_changed
+        self.client = client
+        self.producer = producer
+        self.settings = settings
+        self.graph = IdentityGraph()
+        self.graph.load(client)
+        self.emitted = OffsetTracker()
+        self.missed_after = timedelta(hours=settings.missed_after_hours)
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        link = LinkResult()
+        rows: dict[str, list[tuple]] = defaultdict(list)
+        conversation_ids: set[str] = set()
+        attribution_keys: set[str] = set()
+        for record in records:
+            event = orjson.loads(record.value)
+            event_type = event["type"]
+            keys = sorted((event.get("identity") or {}).values())
+            if keys:
+                self.graph.link(keys, link)
+                if event_type in ATTRIBUTION_TYPES:
+                    attribution_keys.add(keys[0])
+            table = FACT_TABLES.get(event_type)
+            if table is not None:
+                rows[event_type].append(table.build(event))
+            if event_type in CONVERSATION_TYPES:
+                conversation_ids.add(event["conversation_id"])
+
+        version = self.graph.next_version()
+        insert_rows(self.client, "person_keys", ["identity_key", "person_id", "version"],
+                    [(k, p, version) for k, p in link.changed_keys.items()])
+        for event_type, table_rows in rows.items():
+            table = FACT_TABLES[event_type]
+            insert_rows(self.client, table.table, table.columns, table_rows)
+        if conversation_ids:
+            self._write_conversations(sorted(conversation_ids), version)
+
+        changed = {self.graph.person_of[k] for k in attribution_keys}
+        changed |= set(link.changed_keys.values()) if link.absorbed else set()
+        await send_all(self.producer, self.changed_topic,
+                       [(p.encode(), p.encode()) for p in sorted(changed)], self.emitted)
+
+    def _write_conversations(self, ids: list[str], version: int) -> None:
+        events = load_conversation_events(self.client, ids)
+        fact_rows = [
+            conv.conversation_row(cid, events[cid], version=version, missed_after=self.missed_after,
+                                  hours=self.settings.business_hours)
+            for cid in ids if events.get(cid)
+        ]
+        insert_rows(self.client, "conversation_facts", conv.COLUMNS, fact_rows)
+
