@@ -699,9 +699,10 @@ class _Simulation:
                     frt = (tm - t1) / 1000 + self._lognorm(op.p.frt_median_s * 2, 0.5)
                     overnight = True
                 else:
+                    patience *= 2.5  # the bot's "an operator will join shortly" buys some time
                     wait = rng.expovariate(1.0 / (150 * (1 + 2 * pressure)))
-                    if wait > patience * 2.5:  # the bot kept them a while, then they left
-                        self._close(t1 + int(patience * 2500), conv, source, False)
+                    if wait > patience:
+                        self._close(t1 + int(patience * 1000), conv, source, False)
                         return
                     op = self._any_chat_op(t1)
                     frt = wait
