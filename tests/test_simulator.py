@@ -364,3 +364,16 @@ def test_command_line(tmp_path):
     counts = json.loads(proc.stdout)
     assert counts["lines"] == len(lines_of(out)) > 0
     assert counts["lines"] == counts["valid"] + counts["duplicates"] + counts["invalid"]
+
+
+def test_lines_agree_with_the_contract_validator(week):
+    """The project's own validator accepts every generated event and rejects every invalid line."""
+    events = pytest.importorskip("schemas.events")
+    ctx = events.ContractContext()
+    for line in week[1]:
+        try:
+            events.validate_event(json.loads(line), ctx)
+            accepted = True
+        except (ValueError, events.ContractError):
+            accepted = False
+        assert accepted != is_invalid(line), line
