@@ -11,15 +11,17 @@ import logging
 import time
 from typing import Callable
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
-from leadflow.stream import OffsetTracker, StageRunner, start_producer
+from leadflow.stream import OffsetTracker, StageRunner, send_all, start_producer
 from leadflow.topics import topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
+from services.ingest.validate import partition_key
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,33 @@ class Pipeline:
         self.dead_sink = DeadLetterSink(self.client, self.topics)
         self.enrich = EnrichStage(self.client, self.producer, self.topics, self.settings)
         self.attribution = AttributionStage(self.client, self.topics, self.settings)
+        if self.single_process:
+            await self._resume()
         for stage in (self.raw_sink, self.dead_sink, self.enrich, self.attribution):
             runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
                                  max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process)
             self.runners.append(runner)
             self._tasks.append(asyncio.create_task(runner.run(), name=f"stage-{stage.name}"))
         return self
+
+    async def _resume(self) -> None:
+        """Give the stages the work an earlier run stored but did not finish (its broker is gone).
+
+        Stored events enrich has not processed go to `events.stored` again, and people whose
+        credits are pending go to `persons.changed` again. Both stages are idempotent.
+        """
+        pending = self.client.query(
+            "SELECT event_id, any(payload) FROM raw_events "
+            "WHERE event_id NOT IN (SELECT event_id FROM enriched_events) GROUP BY event_id"
+        ).result_rows
+        messages = [(partition_key(orjson.loads(payload)), payload.encode()) for _, payload in pending]
+        await send_all(self.producer, self.topics.stored, messages, self.raw_sink.forwarded)
+        people = [row[0] for row in self.client.query(
+            "SELECT person_id FROM attribution_queue GROUP BY person_id HAVING argMax(done, version) = 0"
+        ).result_rows]
+        await self.enrich.announce(people)
+        if messages or people:
+            log.warning("resumed unfinished work: %d stored events, %d people", len(messages), len(people))
 
     async def __aexit__(self, *exc: object) -> None:
         for runner in self.runners:

@@ -56,3 +56,22 @@ def contract_dir() -> Path:
     if not CONTRACT.is_dir():
         pytest.skip(f"contract directory not found at {CONTRACT}")
     return CONTRACT
+
+
+@pytest.fixture
+def replay_events(settings, tmp_path):
+    """Replay a list of event dicts (or raw lines) through the whole pipeline; returns the summary."""
+    import asyncio
+    import json
+
+    from services.ingest.replay import replay
+
+    counter = itertools.count()
+
+    def _run(events, name: str | None = None):
+        path = tmp_path / (name or f"events-{next(counter)}.jsonl")
+        lines = [e if isinstance(e, (bytes, str)) else json.dumps(e) for e in events]
+        path.write_text("\n".join(x.decode() if isinstance(x, bytes) else x for x in lines) + "\n")
+        return asyncio.run(replay(settings, [path], show_progress=False))
+
+    return _run

@@ -76,4 +76,6 @@ class AttributionStage:
         self._version = max(self._version + 1, time.time_ns())
         rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=self._version)
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
+        insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
+                    [(p, self._version, 1) for p in people])
         self.recomputed += len(deals)

@@ -58,8 +58,10 @@ class EnrichStage:
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
+        event_ids: list[str] = []
         for record in records:
             event = orjson.loads(record.value)
+            event_ids.append(event["event_id"])
             event_type = event["type"]
             keys = sorted((event.get("identity") or {}).values())
             if keys:
@@ -83,8 +85,14 @@ class EnrichStage:
 
         changed = {self.graph.person_of[k] for k in attribution_keys}
         changed |= set(link.changed_keys.values()) if link.absorbed else set()
-        await send_all(self.producer, self.changed_topic,
-                       [(p.encode(), p.encode()) for p in sorted(changed)], self.emitted)
+        insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
+                    [(p, version, 0) for p in sorted(changed)])
+        insert_rows(self.client, "enriched_events", ["event_id"], [(e,) for e in event_ids])
+        await self.announce(sorted(changed))
+
+    async def announce(self, people: list[str]) -> None:
+        """Tell attribution these people changed."""
+        await send_all(self.producer, self.changed_topic, [(p.encode(), p.encode()) for p in people], self.emitted)
 
     def _write_conversations(self, ids: list[str], version: int) -> None:
         events = load_conversation_events(self.client, ids)

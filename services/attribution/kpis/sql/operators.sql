@@ -1,0 +1,222 @@
+-- KPIs by operator: kpis.md "Service KPIs", output key set `operators`.
+-- Readings: docs/kpi-readings.md S1-S4, S10, O1-O5.
+--
+-- Parameters (server-side binding):
+--   date_from, date_to    Date32         half-open period [date_from, date_to) of UTC dates
+--   conversion_window_ms  Int64          operator_conversion_rate window after the start (O4)
+--   sla_channels          Array(String)  channels with an SLA target ...
+--   sla_seconds           Array(Float64) ... and their targets in seconds (S4)
+--
+-- Shape: each conversation (all time) becomes one item per operator who sent a
+-- message in it (handled, messages, frt, sla, art, concurrency interval) plus
+-- one per transfer (credited to from_operator_id); each inbound answered call
+-- one item for its operator. Items are grouped with the deals of their person
+-- (one join on the persons view) to flag conversions within the window, then
+-- summed per operator together with the survey responses. Items of
+-- conversations and calls started outside the period only create rows (O1).
+--
+-- Item tuple: (operator, handled, messages, templated, transfers, frt_s,
+--              sla_n, sla_ok, art_sum, art_n, interval start, interval end)
+SELECT
+    op AS operator_id,
+    toInt64(handled) AS conversations,
+    frt_median AS frt_median_s,
+    frt_p90 AS frt_p90_s,
+    frt_mean AS frt_mean_s,
+    art_sum / nullIf(art_n, 0) AS art_s,
+    sla_ok / nullIf(sla_n, 0) AS sla_rate,
+    toInt64(transfer_n) AS transfers,
+    templated / nullIf(messages, 0) AS template_share,
+    csat_ok / nullIf(csat_n, 0) AS csat,
+    100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
+    converted / nullIf(handled, 0) AS operator_conversion_rate,
+    -- sweep over the intervals (O5): at one instant, ends of non-empty intervals
+    -- come before starts, and ends of empty intervals after them; the answer is
+    -- the highest running count right after a start
+    toInt64(if(empty(intervals), 0, arrayMax(arrayFilter(
+        (n, ev) -> ev.2 = 1,
+        arrayCumSum(arrayMap(ev -> ev.3, arraySort(arrayConcat(
+            arrayMap(i -> (i.2, if(i.2 = i.1, 2, 0), -1), intervals),
+            arrayMap(i -> (i.1, 1, 1), intervals))))),
+        arraySort(arrayConcat(
+            arrayMap(i -> (i.2, if(i.2 = i.1, 2, 0), -1), intervals),
+            arrayMap(i -> (i.1, 1, 1), intervals))))))) AS max_concurrency
+FROM
+(
+    SELECT
+        op,
+        sum(is_handled) AS handled,
+        sum(converted) AS converted,
+        sum(messages) AS messages,
+        sum(templated) AS templated,
+        sum(transfer_n) AS transfer_n,
+        quantileExactInclusive(0.5)(frt) AS frt_median,
+        quantileExactInclusive(0.9)(frt) AS frt_p90,
+        avg(frt) AS frt_mean,
+        sum(sla_n) AS sla_n,
+        sum(sla_ok) AS sla_ok,
+        sum(art_sum) AS art_sum,
+        sum(art_n) AS art_n,
+        groupArrayIf((b, e), is_handled = 1) AS intervals,
+        sum(csat_n) AS csat_n,
+        sum(csat_ok) AS csat_ok,
+        sum(nps_n) AS nps_n,
+        sum(nps_promoters) AS nps_promoters,
+        sum(nps_detractors) AS nps_detractors
+    FROM
+    (
+        SELECT
+            c.1 AS op,
+            c.2 AS is_handled,
+            c.2 * item_converted AS converted,
+            c.3 AS messages,
+            c.4 AS templated,
+            c.5 AS transfer_n,
+            c.6 AS frt,
+            c.7 AS sla_n,
+            c.8 AS sla_ok,
+            c.9 AS art_sum,
+            c.10 AS art_n,
+            c.11 AS b,
+            c.12 AS e,
+            toUInt64(0) AS csat_n,
+            toUInt64(0) AS csat_ok,
+            toUInt64(0) AS nps_n,
+            toUInt64(0) AS nps_promoters,
+            toUInt64(0) AS nps_detractors
+        FROM
+        (
+            SELECT
+                arrayJoin(it.2) AS c,
+                toUInt64(arrayExists(w -> w >= it.1 AND w <= addMilliseconds(it.1, {conversion_window_ms:Int64}), won)) AS item_converted
+            FROM
+            (
+                SELECT
+                    arrayJoin(groupArrayIf((at, contrib), kind = 'item')) AS it,
+                    groupArrayIf(at, kind = 'deal') AS won
+                FROM
+                (
+                    SELECT
+                        coalesce(nullIf(p.person_id, ''), concat('?', f.identity_key)) AS person,
+                        f.kind AS kind,
+                        f.at AS at,
+                        f.contrib AS contrib
+                    FROM
+                    (
+                        -- conversations
+                        SELECT
+                            'item' AS kind,
+                            identity_key,
+                            start AS at,
+                            CAST(arrayConcat(
+                                arrayMap(o -> (
+                                    o.1,
+                                    live,
+                                    if(live, o.2, 0),
+                                    if(live, o.3, 0),
+                                    0,
+                                    if(live AND o.1 = first_reply_operator, frt_s, NULL),
+                                    live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0,
+                                    live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
+                                        AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx),
+                                    if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.),
+                                    if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0),
+                                    greatest(start, o.4),
+                                    greatest(conv_end, start, o.4)), operators),
+                                arrayMap(t -> (t.2, 0, 0, 0, live, NULL, 0, 0, 0., 0, start, start), transfers))
+                                AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))) AS contrib
+                        FROM
+                        (
+                            SELECT
+                                identity_key,
+                                assumeNotNull(started_at) AS start,
+                                toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                                -- the end of the conversation: its close, else its last message or transfer (O5)
+                                ifNull(closed_at, greatest(ifNull(last_event_at, start), start)) AS conv_end,
+                                indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                                first_reply_operator,
+                                frt_s,
+                                turns,
+                                transfers,
+                                operators
+                            FROM conversations
+                        )
+
+                        UNION ALL
+
+                        -- inbound answered calls
+                        SELECT
+                            'item',
+                            identity_key,
+                            started_at,
+                            CAST([(operator_id, live, 0, 0, 0, NULL, 0, 0, 0., 0, ifNull(answered_at, started_at), ended_at)]
+                                 AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
+                        FROM
+                        (
+                            SELECT
+                                identity_key, operator_id, started_at, answered_at, ended_at,
+                                toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
+                            FROM call_winners
+                            WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
+                        )
+
+                        UNION ALL
+
+                        -- deals
+                        SELECT
+                            'deal',
+                            identity_key,
+                            won_at,
+                            CAST([] AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
+                        FROM deal_winners
+                    ) AS f
+                    LEFT JOIN persons AS p ON p.identity_key = f.identity_key
+                )
+                GROUP BY person
+            )
+        )
+
+        UNION ALL
+
+        -- survey responses (S10): the response's operator, else the last operator
+        -- of its conversation, else the operator of its answered call
+        SELECT
+            op,
+            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+            CAST(NULL, 'Nullable(Float64)'),
+            toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
+            toDateTime64(0, 3, 'UTC'), toDateTime64(0, 3, 'UTC'),
+            toUInt64(live AND survey = 'csat'),
+            toUInt64(live AND survey = 'csat' AND score >= 4),
+            toUInt64(live AND survey = 'nps'),
+            toUInt64(live AND survey = 'nps' AND score >= 9),
+            toUInt64(live AND survey = 'nps' AND score <= 6)
+        FROM
+        (
+            SELECT
+                multiIf(s.operator_id != '', s.operator_id,
+                        cv.last_operator != '', cv.last_operator,
+                        cl.outcome = 'answered', cl.operator_id,
+                        '') AS op,
+                toString(s.survey) AS survey,
+                s.score AS score,
+                toDate32(s.responded_at) >= {date_from:Date32} AND toDate32(s.responded_at) < {date_to:Date32} AS live
+            FROM surveys AS s FINAL
+            LEFT JOIN
+            (
+                SELECT conversation_id, last_operator
+                FROM conversations
+                WHERE conversation_id IN (SELECT conversation_id FROM surveys WHERE conversation_id != '')
+            ) AS cv ON cv.conversation_id = s.conversation_id
+            LEFT JOIN
+            (
+                SELECT call_id, toString(outcome) AS outcome, operator_id
+                FROM call_winners
+                WHERE call_id IN (SELECT call_id FROM surveys WHERE call_id != '')
+            ) AS cl ON cl.call_id = s.call_id
+        )
+        WHERE op != ''
+    )
+    GROUP BY op
+)
+ORDER BY operator_id

@@ -1,0 +1,275 @@
+-- KPIs by conversation channel: kpis.md "Service KPIs" and "Lost revenue
+-- estimate", output key set `service`.
+-- Readings: docs/kpi-readings.md S1-S10, L1-L3.
+--
+-- Parameters (server-side binding):
+--   date_from, date_to    Date32         half-open period [date_from, date_to) of UTC dates
+--   conversion_window_ms  Int64          conversion window after a contact (L2)
+--   capture_window_ms     Int64          lead window after a conversation start (S7)
+--   missed_after_ms       Int64          deadline after the last visitor message (S5)
+--   now                   Nullable(DateTime64(3, 'UTC'))  "now" for never-closed
+--                                        conversations; NULL = the warehouse's
+--                                        high-water mark, max(raw_events.occurred_at) (S5)
+--   sla_channels          Array(String)  channels with an SLA target ...
+--   sla_seconds           Array(Float64) ... and their targets in seconds (S4)
+--
+-- Shape: every contact (conversation of a non-`call` channel, inbound call),
+-- all time, is one item; items are grouped with the leads and deals of their
+-- person (one join on the persons view) to flag contact capture and
+-- conversions within the window (lost revenue), then summed per channel with
+-- the survey responses. Contacts started outside the period only create rows (S8).
+--
+-- Item tuple: (channel, conversations, frt_s, turn_sum, turn_n, sla_n, sla_ok,
+--              missed, transferred, capture_base, offered, answered,
+--              missed_calls, abandoned, wait_s, talk_s, other_contact)
+SELECT
+    channel,
+    toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
+    frt_median AS frt_median_s,
+    frt_p90 AS frt_p90_s,
+    frt_mean AS frt_mean_s,
+    turn_sum / nullIf(turn_n, 0) AS art_s,
+    sla_ok / nullIf(sla_n, 0) AS sla_rate,
+    if(channel IN ('call', '(none)'), NULL, toInt64(missed)) AS missed_conversations,
+    if(channel IN ('call', '(none)'), NULL, transferred / nullIf(conv_n, 0)) AS transfer_rate,
+    if(channel IN ('chat', 'messenger'), captured / nullIf(conv_n, 0), NULL) AS contact_capture_rate,
+    if(channel = 'call', toInt64(offered), NULL) AS calls_offered,
+    if(channel = 'call', answered / nullIf(offered, 0), NULL) AS answer_rate,
+    if(channel = 'call', toInt64(missed_calls), NULL) AS missed_calls,
+    if(channel = 'call', toInt64(abandoned), NULL) AS abandoned_calls,
+    wait_mean AS wait_mean_s,
+    wait_median AS wait_median_s,
+    talk_mean AS talk_mean_s,
+    csat_ok / nullIf(csat_n, 0) AS csat,
+    100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
+    -- missed x r x v (L1-L3): null when r or v is undefined
+    if(channel = '(none)', NULL,
+       toFloat64(if(channel = 'call', missed_calls + abandoned, missed))
+       * (other_converted / nullIf(other_n, 0))
+       * if(empty(other_deals), NULL, arrayAvg(arrayMap(d -> d.2, other_deals)))) AS lost_revenue
+FROM
+(
+    SELECT
+        channel,
+        sum(conv_n) AS conv_n,
+        quantileExactInclusive(0.5)(frt) AS frt_median,
+        quantileExactInclusive(0.9)(frt) AS frt_p90,
+        avg(frt) AS frt_mean,
+        sum(turn_sum) AS turn_sum,
+        sum(turn_n) AS turn_n,
+        sum(sla_n) AS sla_n,
+        sum(sla_ok) AS sla_ok,
+        sum(missed) AS missed,
+        sum(transferred) AS transferred,
+        sum(captured) AS captured,
+        sum(offered) AS offered,
+        sum(answered) AS answered,
+        sum(missed_calls) AS missed_calls,
+        sum(abandoned) AS abandoned,
+        avg(wait) AS wait_mean,
+        quantileExactInclusive(0.5)(wait) AS wait_median,
+        avg(talk) AS talk_mean,
+        sum(other_n) AS other_n,
+        sum(other_converted) AS other_converted,
+        groupUniqArrayArray(deals_found) AS other_deals,
+        sum(csat_n) AS csat_n,
+        sum(csat_ok) AS csat_ok,
+        sum(nps_n) AS nps_n,
+        sum(nps_promoters) AS nps_promoters,
+        sum(nps_detractors) AS nps_detractors
+    FROM
+    (
+        SELECT
+            c.1 AS channel,
+            c.2 AS conv_n,
+            c.3 AS frt,
+            c.4 AS turn_sum,
+            c.5 AS turn_n,
+            c.6 AS sla_n,
+            c.7 AS sla_ok,
+            c.8 AS missed,
+            c.9 AS transferred,
+            toUInt64(c.10 AND arrayExists(l -> l >= start AND l <= addMilliseconds(start, {capture_window_ms:Int64}), lead_times)) AS captured,
+            c.11 AS offered,
+            c.12 AS answered,
+            c.13 AS missed_calls,
+            c.14 AS abandoned,
+            c.15 AS wait,
+            c.16 AS talk,
+            c.17 AS other_n,
+            toUInt64(c.17 AND notEmpty(found)) AS other_converted,
+            if(c.17 = 1, arrayMap(d -> (d.2, d.3), found), CAST([] AS Array(Tuple(String, Float64)))) AS deals_found,
+            toUInt64(0) AS csat_n,
+            toUInt64(0) AS csat_ok,
+            toUInt64(0) AS nps_n,
+            toUInt64(0) AS nps_promoters,
+            toUInt64(0) AS nps_detractors
+        FROM
+        (
+            SELECT
+                it.1 AS start,
+                it.2 AS c,
+                lead_times,
+                arrayFilter(d -> d.1 >= start AND d.1 <= addMilliseconds(start, {conversion_window_ms:Int64}), won) AS found
+            FROM
+            (
+                SELECT
+                    arrayJoin(groupArrayIf((at, contrib), kind = 'item')) AS it,
+                    groupArrayIf((at, deal_id, revenue), kind = 'deal') AS won,
+                    groupArrayIf(at, kind = 'lead') AS lead_times
+                FROM
+                (
+                    SELECT
+                        coalesce(nullIf(p.person_id, ''), concat('?', f.identity_key)) AS person,
+                        f.kind AS kind,
+                        f.at AS at,
+                        f.contrib AS contrib,
+                        f.deal_id AS deal_id,
+                        f.revenue AS revenue
+                    FROM
+                    (
+                        -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
+                        SELECT
+                            'item' AS kind,
+                            identity_key,
+                            start AS at,
+                            CAST((
+                                toString(channel),
+                                live,
+                                if(live = 1, frt_s, NULL),
+                                if(live = 1, arraySum(arrayMap(t -> t.2, turns)), 0.),
+                                if(live = 1, length(turns), 0),
+                                live AND sla_base AND sla_idx > 0,
+                                live AND sla_base AND sla_idx > 0 AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0),
+                                live AND is_missed,
+                                live AND notEmpty(transfers),
+                                live AND channel IN ('chat', 'messenger'),
+                                0, 0, 0, 0, NULL, NULL,
+                                live AND NOT is_missed)
+                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)) AS contrib,
+                            '' AS deal_id,
+                            toFloat64(0) AS revenue
+                        FROM
+                        (
+                            SELECT
+                                identity_key,
+                                channel,
+                                assumeNotNull(started_at) AS start,
+                                toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                                frt_s,
+                                turns,
+                                transfers,
+                                indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                                toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
+                                ifNull(closed_at, addMilliseconds(last_visitor_at, {missed_after_ms:Int64})) AS deadline,
+                                -- S5: no operator or bot message at or before the deadline, once the deadline has passed
+                                toUInt8(ifNull(
+                                    sla_base
+                                    AND (first_any_reply_at IS NULL OR first_any_reply_at > deadline)
+                                    AND (closed_at IS NOT NULL
+                                         OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
+                                                                 (SELECT max(occurred_at) FROM raw_events))),
+                                    0)) AS is_missed
+                            FROM conversations
+                            WHERE channel != 'call'
+                        )
+
+                        UNION ALL
+
+                        -- inbound calls (S9)
+                        SELECT
+                            'item',
+                            identity_key,
+                            started_at,
+                            CAST((
+                                'call', 0, NULL, 0., 0, 0, 0, 0, 0, 0,
+                                live,
+                                live AND outcome = 'answered',
+                                live AND outcome = 'missed',
+                                live AND outcome = 'abandoned',
+                                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                                   (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
+                                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                                   (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
+                                live AND outcome NOT IN ('missed', 'abandoned'))
+                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
+                            '',
+                            toFloat64(0)
+                        FROM
+                        (
+                            SELECT
+                                identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
+                                toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
+                            FROM call_winners
+                            WHERE direction = 'inbound'
+                        )
+
+                        UNION ALL
+
+                        -- leads (contact capture) and deals (conversions after a contact)
+                        SELECT
+                            'lead', identity_key, lead_at,
+                            CAST(('', 0, NULL, 0., 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0)
+                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
+                            '', toFloat64(0)
+                        FROM lead_winners
+
+                        UNION ALL
+
+                        SELECT
+                            'deal', identity_key, won_at,
+                            CAST(('', 0, NULL, 0., 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0)
+                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
+                            deal_id, toFloat64(revenue)
+                        FROM deal_winners
+                    ) AS f
+                    LEFT JOIN persons AS p ON p.identity_key = f.identity_key
+                )
+                GROUP BY person
+            )
+        )
+
+        UNION ALL
+
+        -- survey responses (S10): the channel of their conversation, else `call`
+        -- for a known call (either direction), else (none)
+        SELECT
+            channel,
+            toUInt64(0), CAST(NULL AS Nullable(Float64)), toFloat64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+            CAST(NULL AS Nullable(Float64)), CAST(NULL AS Nullable(Float64)),
+            toUInt64(0), toUInt64(0), CAST([] AS Array(Tuple(String, Float64))),
+            toUInt64(live AND survey = 'csat'),
+            toUInt64(live AND survey = 'csat' AND score >= 4),
+            toUInt64(live AND survey = 'nps'),
+            toUInt64(live AND survey = 'nps' AND score >= 9),
+            toUInt64(live AND survey = 'nps' AND score <= 6)
+        FROM
+        (
+            SELECT
+                multiIf(cv.conversation_id != '', cv.channel, cl.call_id != '', 'call', '(none)') AS channel,
+                toString(s.survey) AS survey,
+                s.score AS score,
+                toDate32(s.responded_at) >= {date_from:Date32} AND toDate32(s.responded_at) < {date_to:Date32} AS live
+            FROM surveys AS s FINAL
+            LEFT JOIN
+            (
+                SELECT conversation_id, toString(channel) AS channel
+                FROM conversations
+                WHERE conversation_id IN (SELECT conversation_id FROM surveys WHERE conversation_id != '')
+            ) AS cv ON cv.conversation_id = s.conversation_id
+            LEFT JOIN
+            (
+                SELECT call_id
+                FROM call_winners
+                WHERE call_id IN (SELECT call_id FROM surveys WHERE call_id != '')
+            ) AS cl ON cl.call_id = s.call_id
+        )
+    )
+    GROUP BY channel
+)
+ORDER BY channel
