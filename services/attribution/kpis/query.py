@@ -147,6 +147,6 @@ def compute_kpis(
     result = client.query(sql, parameters=_used(sql, params))
     keys = OUTPUT_KEYS[grouping]
     names = list(result.column_names)
-    if names != list(keys):
+    if result.result_rows and names != list(keys):  # an empty result may come back without names
         raise RuntimeError(f"{grouping}.sql returns columns {names}, expected {list(keys)}")
     return [{k: _clean(k, v) for k, v in zip(keys, row)} for row in result.result_rows]
