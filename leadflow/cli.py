@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job on the embedded default")
     _common(p)
 
+    from services.attribution.kpis.cli import add_kpis_parser
+
+    _common(add_kpis_parser(sub))
+
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
     p.add_argument("--out", metavar="DIR", default=None)
@@ -152,9 +156,18 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpis(args: argparse.Namespace) -> int:
+    from services.attribution.kpis.cli import KpiArgumentError, cmd_kpis as run
+
+    try:
+        return run(args)
+    except KpiArgumentError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
-    "run": cmd_run, "schemas": cmd_schemas,
+    "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis,
 }
 
 

@@ -625,3 +625,118 @@ def test_period_validation(client, settings):
         compute_kpis(client, settings, "channels", model="u_shaped")
     for g in ("channels", "campaigns", "operators", "service"):
         assert compute_kpis(client, settings, g) == []
+
+
+# ---------------------------------------------------------------------------
+# end to end: replay (ingest -> enrich -> attribution -> warehouse), then the
+# KPI SQL, cell by cell against the reference on the same file
+# ---------------------------------------------------------------------------
+
+def _replay(settings, path: Path):
+    import asyncio
+
+    from services.ingest.replay import replay
+
+    return asyncio.run(replay(settings, [path], show_progress=False))
+
+
+@needs_contract
+def test_end_to_end_examples(client, settings):
+    path = CONTRACT / "examples.jsonl"
+    _replay(settings, path)
+    events = read_jsonl(path)
+    cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 10))])
+    print(f"examples end to end: {cells - len(bad)} of {cells} cells equal")
+    assert not bad, "\n".join(bad[:40])
+    exp = expected_examples()
+    for model in MODELS:
+        for grouping in ("channels", "campaigns", "operators", "service"):
+            want = {}
+            for g, w in exp[grouping].items():
+                flat = {k: v for k, v in w.items() if k not in MODELS}
+                flat.update(w.get(model, {}))
+                want[g] = flat
+            assert_rows(compute_kpis(client, settings, grouping, model=model), want, grouping)
+    # replaying the same file again changes no KPI (cli.md)
+    before = {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
+    _replay(settings, path)
+    assert {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
+
+
+def test_end_to_end_simulated(client, settings, sim_file):
+    _replay(settings, sim_file)
+    events = read_jsonl(sim_file)
+    cells, bad = compare_all(client, settings, events, SIM_PERIODS)
+    print(f"simulated end to end: {cells - len(bad)} of {cells} cells equal")
+    assert cells > 1000
+    assert not bad, f"{len(bad)} of {cells} cells differ:\n" + "\n".join(bad[:60])
+
+
+# ---------------------------------------------------------------------------
+# `leadflow kpis`: formats and argument errors (in process, on the test's database)
+# ---------------------------------------------------------------------------
+
+def _kpis_cli(settings, monkeypatch, *args: str) -> int:
+    from leadflow.cli import main
+
+    monkeypatch.setenv("LEADFLOW_CLICKHOUSE_DATABASE", settings.clickhouse_database)
+    return main(["kpis", *args, "--warehouse", str(settings.warehouse_dir)])
+
+
+def test_cli_kpis_formats(client, settings, facts, monkeypatch, capsys):
+    load_examples(facts)
+    for grouping in ("channels", "campaigns", "operators", "service"):
+        assert _kpis_cli(settings, monkeypatch, grouping, "--format", "json", "--model", "last_touch") == 0
+        out = capsys.readouterr().out
+        assert json.loads(out) == compute_kpis(client, settings, grouping, model="last_touch")
+        assert out.count("\n") == 1  # one array on one line
+
+    assert _kpis_cli(settings, monkeypatch, "channels", "--format", "csv") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ",".join(OUTPUT_KEYS["channels"])
+    assert lines[1:] == ["call,,0,,0,,0.25,474.75,,,0,", "chat,,0,,0,,0.25,474.75,,,0,",
+                         "search_ads,412.5,1,412.5,1,1.0,0.5,949.5,825.0,1.3018181818181818,1,2019.0"]
+
+    assert _kpis_cli(settings, monkeypatch, "service") == 0
+    table = capsys.readouterr().out
+    assert "lost_revenue (est.)" in table and "estimate" in table.splitlines()[-1]
+    chat = next(ln for ln in table.splitlines() if ln.startswith("chat "))
+    for cell in ("19.5 s", "2.0 s", "100.0%", "0.00", "—"):
+        assert cell in chat
+    assert _kpis_cli(settings, monkeypatch, "channels", "--from", "2026-05-01", "--to", "2026-05-02") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "channels, 2026-05-01 to 2026-05-02 (end exclusive), attribution model linear"
+    assert table[1].split() == list(OUTPUT_KEYS["channels"])
+    assert table[-1].split() == ["search_ads", "412.50", "1", "412.50", "1", "100.0%", "0.00", "0.00", "—",
+                                 "-100.0%", "0", "2,019.00"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["channels", "--model", "u_shaped"], "invalid choice: 'u_shaped'"),
+    (["channels", "--from", "2026-13-01"], "not a date (YYYY-MM-DD): '2026-13-01'"),
+    (["channels", "--to", "20260501"], "not a date"),
+    (["channels", "--from", "2026-05-02", "--to", "2026-05-02"], "--from 2026-05-02 must be before --to 2026-05-02"),
+    (["operators", "--from", "2026-05-03", "--to", "2026-05-02"], "must be before"),
+    (["customers"], "invalid choice: 'customers'"),
+    (["service", "--format", "xml"], "invalid choice: 'xml'"),
+    ([], "the following arguments are required: grouping"),
+])
+def test_cli_kpis_bad_arguments_exit_2(settings, monkeypatch, capsys, args, fragment):
+    assert _kpis_cli(settings, monkeypatch, *args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_format_cells():
+    from services.attribution.kpis.format import format_cell
+
+    assert format_cell("spend", None) == "—"
+    assert format_cell("spend", 1234.5) == "1,234.50"
+    assert format_cell("conversion_rate", 0.41234) == "41.2%"
+    assert format_cell("romi", -1.0) == "-100.0%"
+    assert format_cell("frt_p90_s", 12.46) == "12.5 s"
+    assert format_cell("leads", 1200) == "1,200"
+    assert format_cell("nps", -33.3333) == "-33.3"
+    assert format_cell("conversions", 0.267526) == "0.27"
+    assert format_cell("channel", "(none)") == "(none)"

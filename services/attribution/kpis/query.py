@@ -13,11 +13,12 @@ import math
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clickhouse_connect.driver.client import Client
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
-from leadflow.config import Settings
+    from leadflow.config import Settings
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
@@ -80,7 +81,7 @@ def _ms(value: float) -> int:
 
 
 def kpi_parameters(
-    settings: Settings,
+    settings: "Settings",
     *,
     model: str = DEFAULT_MODEL,
     date_from: date | None = None,
@@ -132,8 +133,8 @@ def _clean(key: str, value: Any) -> Any:
 
 
 def compute_kpis(
-    client: Client,
-    settings: Settings,
+    client: "Client",
+    settings: "Settings",
     grouping: str,
     *,
     model: str = DEFAULT_MODEL,

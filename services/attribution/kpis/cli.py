@@ -1,0 +1,64 @@
+"""`leadflow kpis {channels|campaigns|operators|service}` (cli.md).
+
+Registered by leadflow/cli.py: `add_kpis_parser(subparsers)` adds the command
+(the caller adds the common --config/--warehouse/--debug options) and
+`cmd_kpis(args)` runs it. Unusable arguments (bad grouping, model, format or
+date, an empty period) exit 2 with one line, like every leadflow command.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import date
+
+from services.attribution.kpis.format import FORMATS, render_rows
+from services.attribution.kpis.query import DEFAULT_MODEL, GROUPINGS, MODELS, OUTPUT_KEYS
+
+
+class KpiArgumentError(ValueError):
+    """Unusable arguments that argparse cannot see (leadflow.cli turns it into exit 2)."""
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date(value: str) -> date:
+    try:
+        if not _DATE.match(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def add_kpis_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "kpis", help="print the KPIs of kpis.md by channel, campaign, operator or conversation channel",
+        description="KPIs of kpis.md over the period [--from, --to) of UTC dates (default: all time).",
+    )
+    p.add_argument("grouping", choices=GROUPINGS, help="rows: touch channel, campaign, operator or conversation channel")
+    p.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="first day of the period")
+    p.add_argument("--to", dest="date_to", type=_date, metavar="YYYY-MM-DD",
+                   help="day after the period (exclusive)")
+    p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
+                   help=f"attribution model of conversions and revenue (default {DEFAULT_MODEL})")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (people), json or csv")
+    return p
+
+
+def cmd_kpis(args: argparse.Namespace) -> int:
+    from leadflow import warehouse
+    from leadflow.cli import settings_from
+
+    if args.date_from is not None and args.date_to is not None and args.date_from >= args.date_to:
+        raise KpiArgumentError(f"leadflow kpis: --from {args.date_from} must be before --to {args.date_to}")
+    settings = settings_from(args)
+    from services.attribution.kpis.query import compute_kpis
+
+    client = warehouse.connect(settings)
+    warehouse.migrate(client)
+    rows = compute_kpis(client, settings, args.grouping, model=args.model,
+                        date_from=args.date_from, date_to=args.date_to)
+    print(render_rows(rows, args.grouping, OUTPUT_KEYS[args.grouping], args.format,
+                      model=args.model, date_from=args.date_from, date_to=args.date_to))
+    return 0
