@@ -57,3 +57,8 @@ STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a 
 STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 PROCESSING_ERRORS = Counter("leadflow_processing_errors_total", "Batches that failed and were retried", ["stage"])
+# Per worker, over the partitions it holds (disjoint within a consumer group): `sum by (stage, topic)`
+# across workers is the stage's whole lag.
+CONSUMER_LAG = Gauge("leadflow_consumer_lag_messages",
+                     "Records of the stage's topic not processed yet (last fetched high watermark - position)",
+                     ["stage", "topic"])

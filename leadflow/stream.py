@@ -110,6 +110,7 @@ class StageRunner:
                 batch = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
                 records = [r for part in batch.values() for r in part]
                 if not records:
+                    self._report_lag(consumer)
                     continue
                 started = time.perf_counter()
                 try:
@@ -134,8 +135,33 @@ class StageRunner:
                     self.positions[tp] = part[-1].offset + 1
                 metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(time.perf_counter() - started)
                 metrics.STAGE_RECORDS.labels(stage=self.stage.name).inc(len(records))
+                self._report_lag(consumer)
         finally:
+            self._clear_lag()
             await consumer.stop()
+
+    def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """`leadflow_consumer_lag_messages`: per topic, over the partitions this worker holds, the high
+        watermark of the last fetch minus the position (= the committed offset here, between batches).
+        Fetch responses carry the high watermark; Tansu's ListOffsets answer is not used."""
+        lag = dict.fromkeys(self.stage.topics, 0)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None or tp.topic not in lag:
+                continue
+            state = consumer._subscription.subscription.assignment.state_value(tp)
+            position = state.position if state.has_valid_position else self.positions.get(tp)
+            if position is not None:
+                lag[tp.topic] += max(0, highwater - position)
+        for topic, n in lag.items():
+            metrics.CONSUMER_LAG.labels(stage=self.stage.name, topic=topic).set(n)
+
+    def _clear_lag(self) -> None:
+        for topic in self.stage.topics:  # a stopped runner holds no partitions: drop its series
+            try:
+                metrics.CONSUMER_LAG.remove(self.stage.name, topic)
+            except KeyError:
+                pass
 
     def caught_up(self, targets: dict[TopicPartition, int]) -> bool:
         return all(self.positions.get(tp, 0) >= end for tp, end in targets.items() if tp.topic in self.stage.topics)

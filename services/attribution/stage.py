@@ -14,6 +14,7 @@ from datetime import timedelta
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
+from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows
@@ -69,13 +70,16 @@ class AttributionStage:
         self.half_life = timedelta(days=settings.half_life_days)
         self._version = 0
         self.recomputed = 0
+        self.business = business_metrics.AttributionMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         people = sorted({r.value.decode() for r in records})
         deals, touches = load_people(self.client, people)
         self._version = max(self._version + 1, time.time_ns())
         rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=self._version)
+        new_deals = self.business.uncredited(self.client, deals)
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
+        self.business.observe(deals, touches, rows, new_deals)
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, self._version, 1) for p in people])
         self.recomputed += len(deals)

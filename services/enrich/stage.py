@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
+from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Stages, Topics
@@ -52,6 +53,7 @@ class EnrichStage:
         self.graph.load(client)
         self.emitted = OffsetTracker()
         self.missed_after = timedelta(hours=settings.missed_after_hours)
+        self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         link = LinkResult()
@@ -59,8 +61,10 @@ class EnrichStage:
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
         event_ids: list[str] = []
+        stored: list[dict] = []
         for record in records:
             event = orjson.loads(record.value)
+            stored.append(event)
             event_ids.append(event["event_id"])
             event_type = event["type"]
             keys = sorted((event.get("identity") or {}).values())
@@ -80,8 +84,9 @@ class EnrichStage:
         for event_type, table_rows in rows.items():
             table = FACT_TABLES[event_type]
             insert_rows(self.client, table.table, table.columns, table_rows)
+        conversations = None
         if conversation_ids:
-            self._write_conversations(sorted(conversation_ids), version)
+            conversations = self._write_conversations(sorted(conversation_ids), version)
 
         changed = {self.graph.person_of[k] for k in attribution_keys}
         changed |= set(link.changed_keys.values()) if link.absorbed else set()
@@ -89,12 +94,13 @@ class EnrichStage:
                     [(p, version, 0) for p in sorted(changed)])
         insert_rows(self.client, "enriched_events", ["event_id"], [(e,) for e in event_ids])
         await self.announce(sorted(changed))
+        self.business.observe(stored, conversations)
 
     async def announce(self, people: list[str]) -> None:
         """Tell attribution these people changed."""
         await send_all(self.producer, self.changed_topic, [(p.encode(), p.encode()) for p in people], self.emitted)
 
-    def _write_conversations(self, ids: list[str], version: int) -> None:
+    def _write_conversations(self, ids: list[str], version: int) -> tuple[dict, list[tuple]]:
         events = load_conversation_events(self.client, ids)
         fact_rows = [
             conv.conversation_row(cid, events[cid], version=version, missed_after=self.missed_after,
@@ -102,4 +108,5 @@ class EnrichStage:
             for cid in ids if events.get(cid)
         ]
         insert_rows(self.client, "conversation_facts", conv.COLUMNS, fact_rows)
+        return events, fact_rows
 
