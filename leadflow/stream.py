@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,13 +57,43 @@ class OffsetTracker:
             self.ends[tp] = offset + 1
 
 
+def partition_for(key: bytes | None, partitions: int) -> int:
+    """Partition of a key: CRC-32 modulo the partition count.
+
+    Every leadflow producer goes through `send_all`, so the mapping only has to
+    be consistent here; CRC-32 is C code, Kafka's murmur2 in kafka-python/aiokafka
+    is pure Python and cost ~7% of a replay.
+    """
+    return zlib.crc32(key) % partitions if key else 0
+
+
 async def send_all(producer: AIOKafkaProducer, topic: str, messages: list[tuple[bytes | None, bytes]],
                    tracker: OffsetTracker | None = None) -> None:
-    """Produce a batch and wait until the broker has all of it."""
-    futures = [await producer.send(topic, value, key=key) for key, value in messages]
-    for md in await asyncio.gather(*futures):
+    """Produce a batch and wait until the broker has all of it.
+
+    Messages are grouped per partition (`partition_for`) into record batches
+    sent whole: per-message `send` costs ~10x more Python per event.
+    """
+    if not messages:
+        return
+    n = len(await producer.partitions_for(topic))
+    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+    for key, value in messages:
+        by_partition[partition_for(key, n)].append((key, value))
+    pending = []
+    for partition, items in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in items:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                pending.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a message of {len(value)} bytes does not fit in a record batch")
+        pending.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+    for future, count in pending:
+        md = await future
         if tracker is not None:
-            tracker.record(md.topic, md.partition, md.offset)
+            tracker.record(md.topic, md.partition, md.offset + count - 1)
 
 
 class StageRunner:

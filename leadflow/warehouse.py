@@ -144,7 +144,8 @@ def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterab
         return 0
     started = time.perf_counter()
     try:
-        client.insert(table, data, column_names=list(columns))
+        # column-oriented data serializes ~3x faster than rows in clickhouse-connect
+        client.insert(table, [list(col) for col in zip(*data)], column_names=list(columns), column_oriented=True)
     except Exception as exc:
         metrics.WAREHOUSE_WRITE_FAILURES.labels(table=table).inc()
         raise WarehouseError(f"insert into {table} failed: {exc}") from exc
@@ -152,6 +153,20 @@ def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterab
     metrics.WAREHOUSE_BATCHES.labels(table=table).inc()
     metrics.WAREHOUSE_ROWS.labels(table=table).inc(len(data))
     return len(data)
+
+
+def stage_keys(client: Client, table: str, values: Iterable[str]) -> None:
+    """Put a batch's lookup keys in a session temporary table `table` (column `key`).
+
+    Queries then filter with `IN (SELECT key FROM table)`: a native insert of
+    20k keys takes ~10 ms, where binding them as an array parameter costs ~6 us
+    per key in ClickHouse's parser.
+    """
+    client.command(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (key String) ENGINE = Memory")
+    client.command(f"TRUNCATE TABLE {table}")
+    rows = [(v,) for v in values]
+    if rows:
+        client.insert(table, rows, column_names=["key"])
 
 
 def scalar(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> Any:

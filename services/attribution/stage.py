@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
 
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
@@ -17,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.topics import Stages, Topics
-from leadflow.warehouse import insert_rows
+from leadflow.warehouse import insert_rows, stage_keys
 from services.attribution.models import MODELS, Touch, credit_touches
 
 NONE_CHANNEL = "(none)"
@@ -25,20 +27,31 @@ COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "tou
            "channels", "campaigns", "operators", "credits"]
 
 
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+@lru_cache(maxsize=None)
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
 def load_people(client: Client, person_ids: list[str]):
-    """Deals and touches of these people, through the current identity graph."""
-    params = {"ids": person_ids}
-    deals = client.query(
-        "SELECT p.person_id, d.deal_id, d.won_at, d.revenue FROM deal_winners AS d "
-        "INNER JOIN (SELECT identity_key, person_id FROM persons WHERE person_id IN {ids:Array(String)}) AS p "
-        "ON d.identity_key = p.identity_key", parameters=params).result_rows
-    touches = client.query(
-        "SELECT p.person_id, t.event_id, t.touch_at, t.kind, t.channel, t.campaign_id, t.operators FROM touches AS t "
-        "INNER JOIN (SELECT identity_key, person_id FROM persons WHERE person_id IN {ids:Array(String)}) AS p "
-        "ON t.identity_key = p.identity_key", parameters=params).result_rows
+    """Deals and touches of these people, through the current identity graph.
+
+    Every lookup goes through primary keys (identity value, deal, lead,
+    conversation, call), so a batch costs what its people have, not what the
+    warehouse holds.
+    """
+    stage_keys(client, "attribution_people", person_ids)
+    person_of = dict(client.query(_sql("person_keys")).result_rows)
+    if not person_of:
+        return [], {}
+    stage_keys(client, "attribution_keys", person_of)
+    deals = [(person_of[key], deal_id, won_at, revenue) for deal_id, key, won_at, revenue
+             in client.query(_sql("person_deals")).result_rows]
     by_person: dict[str, list[Touch]] = defaultdict(list)
-    for person, event_id, at, kind, channel, campaign, operators in touches:
-        by_person[person].append(Touch(event_id, at, kind, channel, campaign, tuple(operators)))
+    for event_id, key, at, kind, channel, campaign, operators in client.query(_sql("person_touches")).result_rows:
+        by_person[person_of[key]].append(Touch(event_id, at, kind, channel, campaign, tuple(operators)))
     return deals, by_person
 
 

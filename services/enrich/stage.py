@@ -20,7 +20,7 @@ from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Stages, Topics
-from leadflow.warehouse import insert_rows
+from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
 from services.enrich.facts import ATTRIBUTION_TYPES, CONVERSATION_TYPES, FACT_TABLES
 from services.enrich.identity import IdentityGraph, LinkResult
@@ -28,10 +28,10 @@ from services.enrich.identity import IdentityGraph, LinkResult
 
 def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
     """Every stored event of these conversations (a redelivered duplicate row counts once)."""
+    stage_keys(client, "enrich_conversations", ids)
     result = client.query(
-        "SELECT conversation_id, event_id, any(type), any(occurred_at), any(payload) FROM raw_events "
-        "WHERE conversation_id IN {ids:Array(String)} GROUP BY conversation_id, event_id",
-        parameters={"ids": ids},
+        "SELECT conversation_id, event_id, any(type), any(occurred_at), any(payload) FROM conversation_events "
+        "WHERE conversation_id IN (SELECT key FROM enrich_conversations) GROUP BY conversation_id, event_id"
     )
     out: dict[str, list[conv.ConvEvent]] = defaultdict(list)
     for conv_id, event_id, event_type, occurred_at, payload in result.result_rows:

@@ -83,13 +83,13 @@ class Publisher:
             known = existing_event_ids(self.warehouse, ids)
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
+        accepted: Counter = Counter()
+        rejected: Counter = Counter()
         for i, res in enumerate(results):
             if isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
                 statuses.append(Status(i, "rejected", res.event_id, res.errors))
-                metrics.EVENTS_REJECTED.labels(type=metrics.type_label(res.event_type),
-                                               source=metrics.source_label(res.source),
-                                               reason=res.error_kind).inc()
+                rejected[(metrics.type_label(res.event_type), res.source, res.error_kind)] += 1
                 self._count_rejection(res)
             elif self.warehouse is not None and (res.event_id in self.recent or res.event_id in known):
                 statuses.append(Status(i, "duplicate", res.event_id))
@@ -99,9 +99,13 @@ class Publisher:
                 raw_msgs.append((res.key, res.value))
                 self.recent.add(res.event_id)
                 statuses.append(Status(i, "accepted", res.event_id))
-                source = metrics.source_label(res.source)
-                metrics.EVENTS_ACCEPTED.labels(type=res.type, source=source).inc()
-                metrics.LAST_EVENT_TIME.labels(source=source).set_to_current_time()
+                accepted[(res.type, res.source)] += 1
+        for (event_type, source), n in accepted.items():
+            label = metrics.source_label(source)
+            metrics.EVENTS_ACCEPTED.labels(type=event_type, source=label).inc(n)
+            metrics.LAST_EVENT_TIME.labels(source=label).set_to_current_time()
+        for (event_type, source, reason), n in rejected.items():
+            metrics.EVENTS_REJECTED.labels(type=event_type, source=metrics.source_label(source), reason=reason).inc(n)
         await send_all(self.producer, self.topics.raw, raw_msgs, self.tracker)
         await send_all(self.producer, self.topics.deadletter, dead_msgs, self.tracker)
         self.totals.read += len(lines)

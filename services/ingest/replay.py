@@ -16,7 +16,7 @@ from leadflow.progress import Progress
 from services.ingest.publish import Publisher
 from services.ingest.validate import InputOccurrences, Validator
 
-CHUNK_LINES = 5_000
+CHUNK_LINES = 20_000
 
 
 @dataclass

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow import metrics
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Stages, Topics
-from leadflow.warehouse import insert_rows
+from leadflow.warehouse import insert_rows, stage_keys
 
 RAW_COLUMNS = ["event_id", "type", "occurred_at", "received_at", "source", "identity_keys",
                "conversation_id", "call_id", "campaign_id", "channel", "payload"]
@@ -43,8 +43,9 @@ def raw_row(event: dict, payload: bytes) -> tuple:
 def existing_event_ids(client: Client, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    rows = client.query("SELECT DISTINCT event_id FROM raw_events WHERE event_id IN {ids:Array(String)}",
-                        parameters={"ids": ids}).result_rows
+    stage_keys(client, "ingest_event_ids", ids)
+    rows = client.query("SELECT DISTINCT event_id FROM raw_events "
+                        "WHERE event_id IN (SELECT key FROM ingest_event_ids)").result_rows
     return {r[0] for r in rows}
 
 
