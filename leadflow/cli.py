@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
 
-    p = sub.add_parser("run", help="the main job on the embedded default")
-    _common(p)
+    from leadflow.commands import add_parsers as add_main_job_parsers
+
+    add_main_job_parsers(sub, _common)  # run, simulate, report, grafana
 
     from services.attribution.kpis.cli import add_kpis_parser
 
@@ -137,14 +138,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    from services.ingest.replay import replay
+    from leadflow.commands import cmd_run as run  # simulate a month, replay it, report (leadflow/run.py)
 
-    print(f"leadflow run: replaying the shipped sample {SAMPLE_FILE.name} on the embedded default")
-    summary = asyncio.run(replay(settings, [SAMPLE_FILE]))
-    print(summary.render())
-    print(f"\nwarehouse: {settings.warehouse_dsn}\nnext: `leadflow deadletters` lists the rejected lines")
-    return 0
+    return _main_job(run)(args)
+
+
+def _main_job(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    from leadflow.commands import CommandUsageError
+
+    def call(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except CommandUsageError as exc:
+            raise UsageError(str(exc)) from None
+
+    return call
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -169,6 +177,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis,
 }
+from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
+
+COMMANDS.update({name: _main_job(fn) for name, fn in _MAIN_JOB_COMMANDS.items()})
 
 
 def main(argv: list[str] | None = None) -> int:
