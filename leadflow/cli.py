@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _common(add_kpis_parser(sub))
 
+    p = sub.add_parser("bench", help="throughput, freshness and query latency figures (make bench)")
+    p.add_argument("--events", type=int, default=200_000, help="simulated lines for pipeline/ceiling")
+    p.add_argument("--naive-events", type=int, default=20_000, help="lines for the per-event baseline")
+    p.add_argument("--query-sizes", default="1000000", help="comma-separated warehouse sizes for query latency")
+    p.add_argument("--fresh-seconds", type=float, default=60.0, help="live load duration (0 skips it)")
+    p.add_argument("--rate", type=int, default=1000, help="live load events/s")
+    p.add_argument("--workdir", default="var/bench", help="where data sets and warehouses are kept")
+    p.add_argument("--out", default=None, help="JSON results file (default WORKDIR/bench-<commit>.json)")
+
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
     p.add_argument("--out", metavar="DIR", default=None)
@@ -155,6 +164,25 @@ def _main_job(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     return call
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        sizes = [int(x) for x in args.query_sizes.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"leadflow bench: --query-sizes must be numbers: {args.query_sizes!r}") from None
+    if args.events < 1000 or args.naive_events < 100 or args.rate < 1 or any(n < 1000 for n in sizes):
+        raise UsageError("leadflow bench: --events >= 1000, --naive-events >= 100, --rate >= 1, sizes >= 1000")
+    from leadflow.bench.run import render_results, run_bench, save
+
+    workdir = Path(args.workdir)
+    results = run_bench(workdir, args.events, args.naive_events, sizes, args.fresh_seconds, args.rate,
+                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(args.out) if args.out else workdir / f"bench-{results['commit']}.json"
+    save(results, out)
+    print(render_results(results))
+    print(f"\nfigures saved to {out}")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import export_json_schemas
 
@@ -175,7 +203,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
-    "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis,
+    "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
 }
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 

@@ -1,0 +1,90 @@
+"""Freshness under live load: seconds from an event's send to its effect being visible.
+
+Events are published at a fixed rate in ticks; an event's effect is visible
+when the warehouse lists it as enriched and attribution has caught up with
+everything enrich had emitted by then (so every KPI query sees it).
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from leadflow import warehouse
+from leadflow.broker import broker_for
+from leadflow.config import Settings
+from leadflow.pipeline import Pipeline
+from aiokafka import TopicPartition
+from services.ingest.publish import Publisher
+from services.ingest.validate import InputOccurrences, Validator
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 1000, seconds: float = 60,
+                            tick: float = 0.1) -> dict:
+    client = warehouse.connect(settings)
+    warehouse.migrate(client)
+    per_tick = max(1, int(rate * tick))
+    latencies: list[float] = []
+    with broker_for(settings) as bootstrap:
+        async with Pipeline(settings, bootstrap, client) as pipe:
+            publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
+                                  max_event_bytes=settings.max_event_bytes)
+            attribution = pipe.runners[-1]
+            pending: list[tuple[float, list[str]]] = []
+            waiting: list[tuple[float, dict[TopicPartition, int]]] = []
+            occurrences = InputOccurrences()
+            sending = True
+
+            async def send() -> None:
+                nonlocal sending
+                start, offset = time.monotonic(), 0
+                for k in range(int(seconds / tick)):
+                    chunk = lines[offset:offset + per_tick]
+                    offset += per_tick
+                    if not chunk:
+                        break
+                    sent = time.monotonic()
+                    statuses = await publisher.publish(chunk, origin="bench-live", default_source="bench",
+                                                       occurrences=occurrences)
+                    ids = [s.event_id for s in statuses if s.status == "accepted"]
+                    if ids:
+                        pending.append((sent, ids))
+                    await asyncio.sleep(max(0.0, start + (k + 1) * tick - time.monotonic()))
+                sending = False
+
+            sender = asyncio.create_task(send())
+            deadline = time.monotonic() + seconds + 60
+            while (sending or pending or waiting) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                if pending:
+                    ids = [i for _, batch in pending for i in batch]
+                    warehouse.stage_keys(client, "bench_fresh", ids)
+                    done = {r[0] for r in client.query(
+                        "SELECT DISTINCT event_id FROM enriched_events "
+                        "WHERE event_id IN (SELECT key FROM bench_fresh)").result_rows}
+                    snapshot = dict(pipe.enrich.emitted.ends)
+                    still = []
+                    for sent, batch in pending:
+                        (waiting.append((sent, snapshot)) if all(i in done for i in batch)
+                         else still.append((sent, batch)))
+                    pending[:] = still
+                now = time.monotonic()
+                left = []
+                for sent, snapshot in waiting:
+                    (latencies.append(now - sent) if attribution.caught_up(snapshot) else left.append((sent, snapshot)))
+                waiting[:] = left
+            await sender
+    return {
+        "rate_per_s": rate, "seconds": seconds, "ticks": len(latencies),
+        "p50_s": round(_quantile(latencies, 0.5), 3) if latencies else None,
+        "p99_s": round(_quantile(latencies, 0.99), 3) if latencies else None,
+        "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+    }
