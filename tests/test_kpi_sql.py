@@ -390,13 +390,14 @@ def read_jsonl(path: Path) -> list:
     return out
 
 
-def compare_all(client, settings, events, periods, models=MODELS) -> tuple[int, list[str]]:
+def compare_all(client, settings, events, periods, models=MODELS,
+                config: ref.ReferenceConfig = ref.ReferenceConfig()) -> tuple[int, list[str]]:
     """Every cell of every grouping, model and period: SQL vs reference. Returns (cells, mismatches)."""
     cells, bad = 0, []
     for date_from, date_to in periods:
         for grouping in ("channels", "campaigns", "operators", "service"):
             for model in (models if grouping in ("channels", "campaigns") else models[:1]):
-                want = ref.compute_kpis(events, grouping, model, date_from, date_to)
+                want = ref.compute_kpis(events, grouping, model, date_from, date_to, config)
                 got = compute_kpis(client, settings, grouping, model=model, date_from=date_from, date_to=date_to)
                 where = f"{grouping}/{model}/{date_from}..{date_to}"
                 gk = GROUP_KEY[grouping]
@@ -661,6 +662,18 @@ def test_end_to_end_examples(client, settings):
     before = {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
     _replay(settings, path)
     assert {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
+
+
+def test_configured_targets_and_timeout(client, settings, facts, sim_file):
+    """SLA targets and the missed-conversation timeout come from Settings."""
+    events = read_jsonl(sim_file)
+    load_reference_facts(facts, events)
+    custom = settings.model_copy(update={"sla_seconds": {"chat": 90.0, "social": 60.0}, "missed_after_hours": 2.0})
+    config = ref.ReferenceConfig(sla_seconds={"chat": 90.0, "social": 60.0}, missed_after_hours=2.0)
+    cells, bad = compare_all(client, custom, events, SIM_PERIODS[:1], models=("linear",), config=config)
+    assert not bad, "\n".join(bad[:40])
+    svc = {r["channel"]: r for r in compute_kpis(client, custom, "service")}
+    assert svc["messenger"]["sla_rate"] is None  # no target configured
 
 
 def test_end_to_end_simulated(client, settings, sim_file):
