@@ -197,7 +197,7 @@ _RFC3339 = re.compile(
 
 
 def parse_timestamp(value: Any) -> dt.datetime:
-    """RFC 3339 timestamp string with offset -> aware UTC datetime, truncated to ms."""
+    """RFC 3339 timestamp string with offset, ms precision or coarser -> aware UTC datetime."""
     if isinstance(value, dt.datetime):  # Python callers
         if value.utcoffset() is None:
             raise _err("timestamp has no UTC offset (naive datetime)")
@@ -212,6 +212,8 @@ def parse_timestamp(value: Any) -> dt.datetime:
         if offset is None:
             raise _err(f"timestamp {value!r} has no UTC offset (add Z or e.g. +03:00)")
         frac = m.group("frac")
+        if frac and len(frac) > 3:
+            raise _err(f"timestamp {value!r} is finer than milliseconds (the contract allows ms precision or coarser)")
         text = f"{m.group('date')}T{m.group('time')}{'.' + frac[:6].ljust(6, '0') if frac else ''}"
         text += "+00:00" if offset in ("Z", "z") else offset
         try:

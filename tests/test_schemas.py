@@ -267,9 +267,13 @@ def test_occurred_at_with_z_and_with_offset_is_stored_in_utc(ctx):
     assert ev.occurred_at == dt.datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
 
-def test_occurred_at_is_truncated_to_milliseconds(ctx):
-    ev = validate_event(event("message", occurred_at="2026-05-01T10:00:00.123987654Z"), ctx)
-    assert ev.occurred_at.microsecond == 123000
+def test_occurred_at_finer_than_milliseconds_is_an_error(ctx):
+    # events.md: "ms precision or coarser" (docs/kpi-readings.md V2)
+    ev = validate_event(event("message", occurred_at="2026-05-01T10:00:00.12Z"), ctx)
+    assert ev.occurred_at.microsecond == 120000
+    with pytest.raises(ContractError) as exc:
+        validate_event(event("message", occurred_at="2026-05-01T10:00:00.123987Z"), ctx)
+    assert exc.value.errors[0][0] == "occurred_at" and "finer than milliseconds" in exc.value.errors[0][1]
 
 
 @pytest.mark.parametrize(
