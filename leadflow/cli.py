@@ -132,7 +132,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from leadflow import warehouse
 
     settings = settings_from(args)
-    applied = warehouse.migrate(warehouse.connect(settings))
+    client = warehouse.connect(settings)
+    applied = warehouse.migrate(client)
+    warehouse.apply_retention(client, settings.deadletter_retention_days)
     print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.path.name}" for m in applied))
     return 0
 

@@ -137,6 +137,24 @@ def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[Migration]
     return applied
 
 
+def open_warehouse(settings: Settings) -> Client:
+    """Connect, apply pending migrations, and apply the settings the DDL depends on."""
+    client = connect(settings)
+    migrate(client)
+    apply_retention(client, settings.deadletter_retention_days)
+    return client
+
+
+def apply_retention(client: Client, days: int) -> None:
+    """Dead letters keep original bytes: they expire after `days` (a TTL; changed only when it differs)."""
+    engine = scalar(client, "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                            "AND name = 'dead_letters'") or ""
+    if f"toIntervalDay({days})" in engine or f"INTERVAL {days} DAY" in engine:
+        return
+    client.command(f"ALTER TABLE dead_letters MODIFY TTL toDateTime(rejected_at) + INTERVAL {int(days)} DAY",
+                   settings={"materialize_ttl_after_modify": 0})
+
+
 def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """Insert a batch in one statement (counted and timed). Returns the number of rows."""
     data = rows if isinstance(rows, list) else list(rows)

@@ -96,3 +96,17 @@ def test_identity_values_are_hashed_in_the_warehouse(settings, client, mixed_fil
     # the same person's email in another spelling hashes the same
     from leadflow.privacy import IdentityHasher
     assert keys[0] == IdentityHasher(settings.identity_secret).hash("email", "person1@example.org")
+
+
+def test_dead_letter_retention_follows_the_setting(settings):
+    from leadflow import warehouse
+    from leadflow.config import load_settings
+
+    def ttl(s):
+        c = warehouse.open_warehouse(s)
+        return c.query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                       "AND name = 'dead_letters'").result_rows[0][0].split("TTL ")[1].split(" SETTINGS")[0]
+
+    assert ttl(settings) == "toDateTime(rejected_at) + toIntervalDay(30)"
+    assert ttl(load_settings(**{**settings.model_dump(), "deadletter_retention_days": 7})) == \
+        "toDateTime(rejected_at) + toIntervalDay(7)"

@@ -29,8 +29,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 1000, seconds: float = 60,
                             tick: float = 0.1) -> dict:
-    client = warehouse.connect(settings)
-    warehouse.migrate(client)
+    client = warehouse.open_warehouse(settings)
     per_tick = max(1, int(rate * tick))
     latencies: list[float] = []
     with broker_for(settings) as bootstrap:

@@ -9,8 +9,7 @@ PREVIEW_BYTES = 120
 
 
 def list_dead_letters(settings: Settings, limit: int = 100) -> list[dict]:
-    client = warehouse.connect(settings)
-    warehouse.migrate(client)
+    client = warehouse.open_warehouse(settings)
     result = client.query(
         "SELECT dead_letter_id, rejected_at, source, origin, event_id, event_type, error_kind, errors, raw_payload "
         "FROM dead_letters FINAL ORDER BY rejected_at DESC, dead_letter_id LIMIT {limit:UInt32}",

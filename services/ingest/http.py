@@ -96,8 +96,7 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
 
 
 async def serve(settings: Settings) -> None:
-    client = warehouse.connect(settings)
-    warehouse.migrate(client)
+    client = warehouse.open_warehouse(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

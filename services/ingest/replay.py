@@ -77,8 +77,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     summary = ReplaySummary(files=[str(f) for f in files])
     total_bytes = sum(f.stat().st_size for f in files) or 1
     progress = Progress("replay", total=total_bytes, unit="lines", enabled=show_progress)
-    client = warehouse.connect(settings)
-    warehouse.migrate(client)
+    client = warehouse.open_warehouse(settings)
     with broker_for(settings) as bootstrap:
         async with Pipeline(settings, bootstrap, client) as pipe:
             publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
