@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench schemas clean lint
+.PHONY: run test install bench schemas clean lint report dashboards
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/leadflow run
 
 test: $(STAMP)
+	@bash scripts/ensure-chromium.sh  # headless Chromium for the HTML report's screenshot test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -25,6 +26,12 @@ bench: $(STAMP)
 
 schemas: $(STAMP)
 	$(VENV)/bin/leadflow schemas export
+
+report: $(STAMP)
+	$(VENV)/bin/leadflow report --out var/report.html
+
+dashboards: $(STAMP)
+	$(VENV)/bin/leadflow grafana build
 
 clean:
 	rm -rf var .pytest_cache
