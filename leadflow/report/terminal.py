@@ -23,7 +23,7 @@ def marketing_table(d: ReportData) -> str:
                   fmt.money(spend / leads if spend is not None and leads else None, cur),
                   fmt.pct(converted / leads if leads else None), fmt.number(conversions, 1),
                   fmt.money(spend / conversions if spend is not None and conversions else None, cur),
-                  fmt.money(revenue, cur), fmt.ratio((revenue - spend) / spend if spend else None), ""])
+                  fmt.money(revenue, cur), "", ""])  # no blended ROMI: unpaid channels' revenue would inflate it
     head = ["channel", "spend", "leads", "CPL", "conversion", "conversions", "CPA", "revenue", "ROMI", "LTV"]
     return render(head, table, right=[False] + [True] * 9)
 
