@@ -66,13 +66,15 @@ def _signed(text: str, value: float | None) -> str:
 def _tiles(d: ReportData) -> str:
     cur = d.currency
     spend, revenue = d.spend, d.revenue
-    romi = (revenue - spend) / spend if spend else None
+    paid = [r for r in d.channels if r["spend"] is not None]
+    paid_spend = sum(r["spend"] for r in paid)
+    romi = (sum(r["revenue"] for r in paid) - paid_spend) / paid_spend if paid_spend else None
     conversions = sum(r["conversions"] for r in d.channels)
     chat = next((r for r in d.service if r["channel"] == "chat"), None)
     tiles = [
         ("ad spend", fmt.money(spend, cur), ""),
         ("attributed revenue", fmt.money(revenue, cur), ""),
-        ("ROMI (all revenue / spend)", fmt.ratio(romi), ""),
+        ("ROMI of paid channels", fmt.ratio(romi), ""),
         ("leads", fmt.number(d.leads), ""),
         ("conversions (deals won)", fmt.number(conversions), ""),
         ("contacts", fmt.number(d.contacts_total), ""),
@@ -153,10 +155,20 @@ def _heatmap(d: ReportData) -> str:
 
 def _operators(d: ReportData) -> str:
     rows = sorted(d.operators, key=lambda r: (-(r["operator_conversion_rate"] or 0), r["operator_id"]))
-    bars = [(r["operator_id"], r["operator_conversion_rate"],
-             f"{r['conversations']:,} handled · FRT {fmt.seconds(r['frt_median_s'])} · SLA {fmt.pct(r['sla_rate'], 0)}"
-             f" · CSAT {fmt.pct(r['csat'], 0)} · NPS {fmt.score(r['nps'])} · templates {fmt.pct(r['template_share'], 0)}")
-            for r in rows]
+    def note(r: dict) -> str:
+        parts = [f"{r['conversations']:,} handled"]
+        if r["frt_median_s"] is not None:
+            parts.append(f"FRT {fmt.seconds(r['frt_median_s'])}")
+        if r["sla_rate"] is not None:
+            parts.append(f"SLA {fmt.pct(r['sla_rate'], 0)}")
+        parts += [f"CSAT {fmt.pct(r['csat'], 0)}", f"NPS {fmt.score(r['nps'])}"]
+        if r["template_share"] is not None:
+            parts.append(f"templates {fmt.pct(r['template_share'], 0)}")
+        else:
+            parts.append("calls only")
+        return " · ".join(parts)
+
+    bars = [(r["operator_id"], r["operator_conversion_rate"], note(r)) for r in rows]
     chart = svg.ranked_bars(bars, value_fmt=lambda v: fmt.pct(v), label="Operators ranked by conversion")
     return ("<section><h2>Operators ranked</h2>"
             "<p class='sub'>Share of the conversations and calls an operator handled whose person bought within "

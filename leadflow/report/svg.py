@@ -110,7 +110,7 @@ def frt_histograms(channels: Sequence[dict], *, width: int = 1100, label: str = 
 
     `channels`: dicts with channel, sla_s, buckets [(label, conversations, within_sla, upper_s)],
     sla_rate, median_s (preformatted strings allowed in `note`)."""
-    left, top, row_h, chart_h = 120, 30, 124, 66
+    left, top, row_h, chart_h = 120, 40, 128, 66
     height = top + len(channels) * row_h + 4
     n_b = max((len(c["buckets"]) for c in channels), default=11)
     plot_w = width - left - 230
@@ -140,9 +140,9 @@ def frt_histograms(channels: Sequence[dict], *, width: int = 1100, label: str = 
                 sla_x = x + bw
         body.append(f'<line x1="{left}" y1="{base}" x2="{left + n_b * bw}" y2="{base}" stroke="{MUTED}"/>')
         if sla_x is not None:
-            body.append(f'<line x1="{sla_x:.1f}" y1="{y0 - 2}" x2="{sla_x:.1f}" y2="{base + 2}" stroke="#dc2626" '
+            body.append(f'<line x1="{sla_x:.1f}" y1="{y0 - 10}" x2="{sla_x:.1f}" y2="{base + 2}" stroke="#dc2626" '
                         f'stroke-width="2" stroke-dasharray="5,3"/>')
-            body.append(_t(sla_x - 4, y0 + 2, f"SLA {c['sla_label']}", size=11, color="#dc2626", weight="600",
+            body.append(_t(sla_x - 4, y0 - 6, f"SLA {c['sla_label']}", size=11, color="#dc2626", weight="600",
                            anchor="end"))
         nx = left + n_b * bw + 24
         body.append(_t(nx, y0 + 28, c["note1"], size=13, weight="600"))
