@@ -139,8 +139,8 @@ def _units(columns: list[tuple[str, str]], units: dict[str, str]) -> list[dict]:
 def _panel(layout: _Layout, kind: str, title: str, w: int, h: int, *, description: str = "",
            datasource: dict = CLICKHOUSE, targets: list[dict], columns: list[tuple[str, str]] | None = None,
            units: dict[str, str] | None = None, options: dict | None = None, defaults: dict | None = None,
-           transformations: list[dict] | None = None) -> dict:
-    overrides = _units(columns, units or {}) if columns else []
+           transformations: list[dict] | None = None, overrides: list[dict] | None = None) -> dict:
+    overrides = (_units(columns, units or {}) if columns else []) + (overrides or [])
     tr = ([_organize(columns)] if columns else []) + (transformations or [])
     return {
         "id": layout.id(), "type": kind, "title": title, "description": description,
@@ -346,7 +346,10 @@ def contact_centre_dashboard(settings: Settings) -> dict:
                columns=heat_cols, options={**TABLE_OPTIONS, "cellHeight": "md"},
                defaults={"color": {"mode": "continuous-YlRd"}, "min": 0,
                          "custom": {"align": "center", "cellOptions": {"type": "color-background", "mode": "basic"},
-                                    "width": 44}}),
+                                    "width": 44}},
+               overrides=[{"matcher": {"id": "byName", "options": c},
+                           "properties": [{"id": "custom.cellOptions", "value": {"type": "auto"}},
+                                          {"id": "custom.width", "value": 64}]} for c in ("day", "total")]),
         _panel(lay, "barchart", "First response time vs SLA, per channel", 14, 9,
                description="frt_distribution.sql: visitor-initiated conversations by time to the first human "
                            "reply. SLA targets: " + ", ".join(f"{c} {int(s)} s"
