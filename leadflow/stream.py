@@ -176,6 +176,7 @@ class StageRunner:
         """`leadflow_consumer_lag_messages`: per topic, over the partitions this worker holds, the high
         watermark of the last fetch minus the position (= the committed offset here, between batches).
         Fetch responses carry the high watermark; Tansu's ListOffsets answer is not used."""
+        metrics.STAGE_RECORDS.labels(stage=self.stage.name)  # the series exists (at 0) from the first poll
         lag = dict.fromkeys(self.stage.topics, 0)
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
