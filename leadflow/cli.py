@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--ingest-only", action="store_true",
+                   help="only validate and produce (production: `leadflow worker` runs the stages)")
+
+    p = sub.add_parser("worker", help="run stages as consumer-group members against Kafka (production)")
+    _common(p)
+    p.add_argument("--stage", action="append", required=True,
+                   choices=["warehouse-sink", "deadletter-sink", "enrich", "attribution"],
+                   help="a stage to run (repeat for several)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
 
     from leadflow.commands import add_parsers as add_main_job_parsers
 
@@ -144,7 +153,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, **extra)
     from services.ingest.http import serve
 
-    asyncio.run(serve(settings))
+    if args.ingest_only and not settings.kafka_bootstrap:
+        raise UsageError("leadflow serve: --ingest-only needs LEADFLOW_KAFKA_BOOTSTRAP (workers must share the broker)")
+    asyncio.run(serve(settings, ingest_only=args.ingest_only))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    from leadflow.worker import run_worker
+
+    asyncio.run(run_worker(settings, tuple(dict.fromkeys(args.stage)), args.metrics_port))
     return 0
 
 
@@ -206,6 +225,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
+    "worker": cmd_worker,
 }
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 

@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, StageRunner, send_all, start_producer
-from leadflow.topics import topics_for
+from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
@@ -30,10 +30,22 @@ class PipelineError(RuntimeError):
     """A stage stopped, or the pipeline did not finish in time."""
 
 
+ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stages.ATTRIBUTION)
+
+
 class Pipeline:
-    def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True):
-        """`single_process`: this process is the only consumer of the topics (embedded runs,
-        replay); False for workers that share a consumer group with others."""
+    def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True,
+                 stages: tuple[str, ...] = ALL_STAGES):
+        """`single_process`: this process is the only consumer of the topics and runs every stage
+        (embedded runs, replay, serve); it takes all partitions directly and resumes unfinished work.
+        False for workers (`leadflow worker`) that run some `stages` in consumer groups shared with
+        other workers."""
+        if single_process and tuple(stages) != ALL_STAGES:
+            raise ValueError("a single-process pipeline runs every stage")
+        unknown = set(stages) - set(ALL_STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s): {', '.join(sorted(unknown))}; one of {', '.join(ALL_STAGES)}")
+        self.stages = tuple(stages)
         self.single_process = single_process
         self.settings = settings
         self.bootstrap = bootstrap
@@ -46,13 +58,20 @@ class Pipeline:
     async def __aenter__(self) -> "Pipeline":
         await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()})
         self.producer = await start_producer(self.bootstrap)
-        self.raw_sink = RawEventSink(self.client, self.producer, self.topics)
-        self.dead_sink = DeadLetterSink(self.client, self.topics)
-        self.enrich = EnrichStage(self.client, self.producer, self.topics, self.settings)
-        self.attribution = AttributionStage(self.client, self.topics, self.settings)
+        build = {
+            Stages.WAREHOUSE_SINK: lambda: RawEventSink(self.client, self.producer, self.topics),
+            Stages.DEADLETTER_SINK: lambda: DeadLetterSink(self.client, self.topics),
+            Stages.ENRICH: lambda: EnrichStage(self.client, self.producer, self.topics, self.settings),
+            Stages.ATTRIBUTION: lambda: AttributionStage(self.client, self.topics, self.settings),
+        }
+        built = {name: build[name]() for name in self.stages}
+        self.raw_sink = built.get(Stages.WAREHOUSE_SINK)
+        self.dead_sink = built.get(Stages.DEADLETTER_SINK)
+        self.enrich = built.get(Stages.ENRICH)
+        self.attribution = built.get(Stages.ATTRIBUTION)
         if self.single_process:
             await self._resume()
-        for stage in (self.raw_sink, self.dead_sink, self.enrich, self.attribution):
+        for stage in built.values():
             runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
                                  max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process)
             self.runners.append(runner)
@@ -107,9 +126,20 @@ class Pipeline:
                 on_tick()
             await asyncio.sleep(0.05)
 
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Keep the stages running until `stop` is set; raise if a stage stops on its own."""
+        while not stop.is_set():
+            self._check_tasks()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+
     async def drain(self, produced: OffsetTracker, timeout_s: float = 3600,
                     on_tick: Callable[[], None] | None = None) -> None:
         """Wait until every stage has processed everything produced so far, stage after stage."""
+        if not self.single_process:
+            raise PipelineError("drain needs every stage in this process")
         deadline = time.monotonic() + timeout_s
         raw_sink, dead_sink, enrich, attribution = self.runners
         await self._wait(raw_sink, produced, deadline, on_tick)

@@ -95,14 +95,18 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
         await runner.cleanup()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, ingest_only: bool = False) -> None:
+    """HTTP ingest. Embedded default: every stage runs in this process behind it. `ingest_only`
+    (production, with LEADFLOW_KAFKA_BOOTSTRAP): only validate and produce; `leadflow worker`
+    processes run the stages."""
     client = warehouse.open_warehouse(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with broker_for(settings) as bootstrap:
-        async with Pipeline(settings, bootstrap, client) as pipe:
+        async with (Pipeline(settings, bootstrap, client, single_process=False, stages=()) if ingest_only
+                    else Pipeline(settings, bootstrap, client)) as pipe:
             async with running_app(settings, pipe, client, settings.http_host, settings.http_port) as (addr, _):
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics)",
                       flush=True)
