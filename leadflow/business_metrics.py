@@ -33,6 +33,7 @@ and `(none)`); anything else counts as `other`.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from datetime import timedelta
 from typing import Any, Iterable
@@ -42,6 +43,8 @@ from prometheus_client import Counter, Histogram
 
 from leadflow.config import Settings
 from services.enrich import conversations as conv
+
+log = logging.getLogger(__name__)
 
 NONE_CHANNEL = "(none)"
 OTHER = "other"
@@ -112,8 +115,15 @@ class EnrichMetrics:
     def observe(self, events: Iterable[dict[str, Any]], conversations: tuple[dict, list[tuple]] | None = None) -> None:
         """Count one written batch: its stored events, and the conversation rows it recomputed.
 
-        `conversations` is (events by conversation id, as loaded for the rows; the rows).
+        `conversations` is (events by conversation id, as loaded for the rows; the rows). A metrics
+        problem is logged, never raised: the batch is written and must not be retried for it.
         """
+        try:
+            self._observe(events, conversations)
+        except Exception:
+            log.exception("business metrics: enrich batch not counted")
+
+    def _observe(self, events: Iterable[dict[str, Any]], conversations: tuple[dict, list[tuple]] | None) -> None:
         batch_ids: set[str] = set()
         for event in events:
             batch_ids.add(event["event_id"])
@@ -185,20 +195,34 @@ class AttributionMetrics:
             CONVERSIONS.labels(channel=ch)
 
     @staticmethod
-    def uncredited(client: Client, deals: list[tuple]) -> set[str]:
-        """The deals that have no credit row yet (call before writing this batch's credits)."""
+    def uncredited(client: Client, deals: list[tuple]) -> set[str] | None:
+        """The deals that have no credit row yet (call before writing this batch's credits); None if
+        the warehouse could not say (then nothing is counted)."""
         ids = sorted({d[1] for d in deals})
         if not ids:
             return set()
-        credited = client.query("SELECT DISTINCT deal_id FROM attribution_credits WHERE deal_id IN {ids:Array(String)}",
-                                parameters={"ids": ids}).result_rows
+        try:
+            credited = client.query(
+                "SELECT DISTINCT deal_id FROM attribution_credits WHERE deal_id IN {ids:Array(String)}",
+                parameters={"ids": ids}).result_rows
+        except Exception:
+            log.exception("business metrics: cannot tell new conversions; this batch is not counted")
+            return None
         return set(ids) - {r[0] for r in credited}
 
     def observe(self, deals: list[tuple], touches_by_person: dict[str, list], credit_rows: list[tuple],
-                new_deals: set[str]) -> None:
-        """Count the conversions of `new_deals` (credited for the first time by `credit_rows`)."""
+                new_deals: set[str] | None) -> None:
+        """Count the conversions of `new_deals` (credited for the first time by `credit_rows`).
+        A metrics problem is logged, never raised."""
         if not new_deals:
             return
+        try:
+            self._observe(deals, touches_by_person, credit_rows, new_deals)
+        except Exception:
+            log.exception("business metrics: attribution batch not counted")
+
+    def _observe(self, deals: list[tuple], touches_by_person: dict[str, list], credit_rows: list[tuple],
+                 new_deals: set[str]) -> None:
         for row in credit_rows:
             deal_id, model, channels, credits = row[0], row[1], row[8], row[11]
             if model == "last_touch" and deal_id in new_deals:

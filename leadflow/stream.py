@@ -178,14 +178,18 @@ class StageRunner:
         Fetch responses carry the high watermark; Tansu's ListOffsets answer is not used."""
         metrics.STAGE_RECORDS.labels(stage=self.stage.name)  # the series exists (at 0) from the first poll
         lag = dict.fromkeys(self.stage.topics, 0)
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None or tp.topic not in lag:
-                continue
-            state = consumer._subscription.subscription.assignment.state_value(tp)
-            position = state.position if state.has_valid_position else self.positions.get(tp)
-            if position is not None:
-                lag[tp.topic] += max(0, highwater - position)
+        try:
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None or tp.topic not in lag:
+                    continue
+                state = consumer._subscription.subscription.assignment.state_value(tp)
+                position = state.position if state.has_valid_position else self.positions.get(tp)
+                if position is not None:
+                    lag[tp.topic] += max(0, highwater - position)
+        except Exception:  # e.g. mid-rebalance; a metric must never stop the stage
+            log.debug("consumer lag not measured", exc_info=True)
+            return
         for topic, n in lag.items():
             metrics.CONSUMER_LAG.labels(stage=self.stage.name, topic=topic).set(n)
 

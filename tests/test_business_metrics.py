@@ -142,3 +142,15 @@ def test_channel_labels_are_bounded(settings):
     label = business_metrics.ChannelLabels(settings)
     assert label("chat") == "chat" and label("search_ads") == "search_ads" and label("(none)") == "(none)"
     assert label("tiktok") == "other" and label(None) == "other" and label("") == "other"
+
+
+def test_a_metrics_failure_never_fails_the_batch(replay_events, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("metrics bug")
+
+    monkeypatch.setattr(business_metrics.EnrichMetrics, "_observe", broken)
+    monkeypatch.setattr(business_metrics.AttributionMetrics, "_observe", broken)
+    summary = replay_events([lead(901, "search_ads"), deal(901, person=901, day=5)])
+    assert summary.accepted == 2 and summary.rejected == 0
+    assert "business metrics: enrich batch not counted" in caplog.text
+    assert "business metrics: attribution batch not counted" in caplog.text
