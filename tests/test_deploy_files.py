@@ -60,3 +60,14 @@ def test_dockerfile_copies_existing_paths():
         if line.startswith("COPY "):
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), src
+
+
+def test_compose_prometheus_scrapes_every_role_with_the_shipped_rules():
+    compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    prom = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
+    targets = {t.split(":")[0] for sc in prom["scrape_configs"] for st in sc["static_configs"] for t in st["targets"]}
+    roles = {name for name, svc in compose["services"].items()
+             if svc.get("image") == "leadflow:latest" and svc["command"][0] in ("serve", "worker")}
+    assert targets == roles
+    shipped = {p.name for p in (DEPLOY / "prometheus").glob("*.yml")} - {"prometheus.yml"}
+    assert {Path(f).name for f in prom["rule_files"]} == shipped
