@@ -612,11 +612,18 @@ def test_late_merge_and_restated_credits(client, settings, facts):
     assert ch["organic"]["customers"] == 1 and ch["organic"]["ltv"] == 10.0
 
 
-def test_fact_without_person_counts_alone(client, settings, facts):
+def test_fact_without_person_has_no_person(client, settings, facts):
+    """A fact whose identity key is not in persons (should not happen) still counts
+    where no person is needed, and matches nobody where one is."""
     facts.lead("L1", "l1", "email:ghost", ts("2026-05-01 10:00:00"), "organic")
     facts.deal("D1", "d1", "email:ghost", ts("2026-05-02 10:00:00"), "10")
+    facts.conversation("c1", "email:ghost", ts("2026-05-01 09:00:00"), "chat")
+    facts.credits("D1", "", ts("2026-05-02 10:00:00"), "10", [])
     ch = {r["channel"]: r for r in compute_kpis(client, settings, "channels")}
-    assert ch["organic"]["leads"] == 1 and ch["organic"]["converted_leads"] == 1
+    assert ch["organic"]["leads"] == 1 and ch["organic"]["converted_leads"] == 0
+    assert ch["(none)"]["conversions"] == 1.0 and ch["(none)"]["customers"] == 0 and ch["(none)"]["ltv"] is None
+    svc = {r["channel"]: r for r in compute_kpis(client, settings, "service")}
+    assert svc["chat"]["conversations"] == 1 and svc["chat"]["contact_capture_rate"] == 0.0
 
 
 def test_period_validation(client, settings):

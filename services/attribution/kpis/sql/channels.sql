@@ -11,9 +11,12 @@
 -- still creates its channel row, with zero or null figures.
 --   1. ad spend winners (spend; channel rows of spend)
 --   2. attribution credits of the model (conversions, revenue; the (none) row)
---   3. per person, from one join of their facts on the persons view: leads and
---      converted leads (by the lead's channel), customers and ltv (by the
---      channel of the person's first-ever touch), channel rows of touches
+--   3. per person: leads and converted leads (by the lead's channel), customers
+--      and ltv (by the channel of the person's first-ever touch), channel rows of
+--      touches. Facts are resolved to persons with one hash join on the keys of
+--      converting persons only (persons with a winning deal): every other fact
+--      falls in the group of person '', which converts nothing. A fact whose
+--      identity key has no person has no person (no conversion, customer or ltv).
 SELECT
     key AS channel,
     if(spend_rows = 0, NULL, toFloat64(spend_sum)) AS spend,
@@ -118,13 +121,16 @@ FROM
                     person,
                     groupArrayIf(at, kind = 'deal') AS won,
                     sumIf(amount, kind IN ('deal', 'payment')) AS value,
-                    if(countIf(kind = 'touch') = 0, '(none)', argMinIf(channel, (at, event_id), kind = 'touch')) AS first_channel,
+                    -- first-ever touch by (touch_at, event_id); a sortable string key is ~2x faster than a tuple
+                    if(countIf(kind = 'touch') = 0, '(none)',
+                       argMinIf(channel, concat(leftPad(hex(toUInt64(toUnixTimestamp64Milli(at))), 16, '0'), event_id),
+                                kind = 'touch')) AS first_channel,
                     groupUniqArrayIf(channel, kind = 'touch') AS touch_channels,
                     groupArrayIf((channel, at), kind = 'lead') AS period_leads
                 FROM
                 (
                     SELECT
-                        coalesce(nullIf(p.person_id, ''), concat('?', f.identity_key)) AS person,
+                        p.person_id AS person,
                         f.kind AS kind,
                         f.at AS at,
                         f.event_id AS event_id,
@@ -146,7 +152,21 @@ FROM
                         SELECT 'payment', identity_key, paid_at, event_id, '', toDecimal128(amount, 6)
                         FROM payment_winners
                     ) AS f
-                    LEFT JOIN persons AS p ON p.identity_key = f.identity_key
+                    LEFT JOIN
+                    (
+                        -- the identity keys of converting persons (all their keys)
+                        SELECT identity_key, person_id
+                        FROM persons
+                        WHERE person_id IN
+                        (
+                            SELECT person_id
+                            FROM persons
+                            WHERE identity_key IN (SELECT identity_key FROM deal_winners)
+                        )
+                    ) AS p ON p.identity_key = f.identity_key
+                    -- deals and payments count only for a person; touches and leads of
+                    -- everybody else share the person '' (rows and lead counts only)
+                    WHERE f.kind IN ('touch', 'lead') OR p.person_id != ''
                 )
                 GROUP BY person
             )

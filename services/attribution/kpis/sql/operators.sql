@@ -10,10 +10,11 @@
 -- Shape: each conversation (all time) becomes one item per operator who sent a
 -- message in it (handled, messages, frt, sla, art, concurrency interval) plus
 -- one per transfer (credited to from_operator_id); each inbound answered call
--- one item for its operator. Items are grouped with the deals of their person
--- (one join on the persons view) to flag conversions within the window, then
--- summed per operator together with the survey responses. Items of
--- conversations and calls started outside the period only create rows (O1).
+-- one item for its operator. Items look up the winning deals of their person
+-- (a hash join on the identity keys of converting persons only) to flag
+-- conversions within the window, then are summed per operator together with
+-- the survey responses. Items of conversations and calls started outside the
+-- period only create rows (O1).
 --
 -- Item tuple: (operator, handled, messages, templated, transfers, frt_s,
 --              sla_n, sla_ok, art_sum, art_n, interval start, interval end)
@@ -87,93 +88,97 @@ FROM
         FROM
         (
             SELECT
-                arrayJoin(it.2) AS c,
-                toUInt64(arrayExists(w -> w >= it.1 AND w <= addMilliseconds(it.1, {conversion_window_ms:Int64}), won)) AS item_converted
+                arrayJoin(i.contrib) AS c,
+                toUInt64(arrayExists(w -> w >= i.at AND w <= addMilliseconds(i.at, {conversion_window_ms:Int64}), k.won)) AS item_converted
             FROM
             (
+                -- conversations
                 SELECT
-                    arrayJoin(groupArrayIf((at, contrib), kind = 'item')) AS it,
-                    groupArrayIf(at, kind = 'deal') AS won
+                    identity_key,
+                    start AS at,
+                    CAST(arrayConcat(
+                        arrayMap(o -> (
+                            o.1,
+                            live,
+                            if(live, o.2, 0),
+                            if(live, o.3, 0),
+                            0,
+                            if(live AND o.1 = first_reply_operator, frt_s, NULL),
+                            live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0,
+                            live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
+                                AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx),
+                            if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.),
+                            if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0),
+                            greatest(start, o.4),
+                            greatest(conv_end, start, o.4)), operators),
+                        arrayMap(t -> (t.2, 0, 0, 0, live, NULL, 0, 0, 0., 0, start, start), transfers))
+                        AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64,
+                                       Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))) AS contrib
                 FROM
                 (
                     SELECT
-                        coalesce(nullIf(p.person_id, ''), concat('?', f.identity_key)) AS person,
-                        f.kind AS kind,
-                        f.at AS at,
-                        f.contrib AS contrib
+                        identity_key,
+                        assumeNotNull(started_at) AS start,
+                        toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                        -- the end of the conversation: its close, else its last message or transfer (O5)
+                        ifNull(closed_at, greatest(ifNull(last_event_at, start), start)) AS conv_end,
+                        indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                        first_reply_operator,
+                        frt_s,
+                        turns,
+                        transfers,
+                        operators
+                    FROM conversations
+                )
+
+                UNION ALL
+
+                -- inbound answered calls
+                SELECT
+                    identity_key,
+                    started_at,
+                    CAST([(operator_id, live, 0, 0, 0, NULL, 0, 0, 0., 0, ifNull(answered_at, started_at), ended_at)]
+                        AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64,
+                                       Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
+                FROM
+                (
+                    SELECT
+                        identity_key, operator_id, started_at, answered_at, ended_at,
+                        toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
+                    FROM call_winners
+                    WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
+                )
+            ) AS i
+            LEFT JOIN
+            (
+                -- every identity key of a converting person -> the won_at of all the person's deals
+                SELECT arrayJoin(keys) AS identity_key, won
+                FROM
+                (
+                    SELECT groupArray(identity_key) AS keys, arrayFlatten(groupArray(key_won)) AS won
                     FROM
                     (
-                        -- conversations
-                        SELECT
-                            'item' AS kind,
-                            identity_key,
-                            start AS at,
-                            CAST(arrayConcat(
-                                arrayMap(o -> (
-                                    o.1,
-                                    live,
-                                    if(live, o.2, 0),
-                                    if(live, o.3, 0),
-                                    0,
-                                    if(live AND o.1 = first_reply_operator, frt_s, NULL),
-                                    live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0,
-                                    live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
-                                        AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx),
-                                    if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.),
-                                    if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0),
-                                    greatest(start, o.4),
-                                    greatest(conv_end, start, o.4)), operators),
-                                arrayMap(t -> (t.2, 0, 0, 0, live, NULL, 0, 0, 0., 0, start, start), transfers))
-                                AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))) AS contrib
+                        SELECT identity_key, max(person_id) AS person_id, groupArrayIf(at, kind = 'deal') AS key_won
                         FROM
                         (
-                            SELECT
-                                identity_key,
-                                assumeNotNull(started_at) AS start,
-                                toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
-                                -- the end of the conversation: its close, else its last message or transfer (O5)
-                                ifNull(closed_at, greatest(ifNull(last_event_at, start), start)) AS conv_end,
-                                indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
-                                first_reply_operator,
-                                frt_s,
-                                turns,
-                                transfers,
-                                operators
-                            FROM conversations
+                            SELECT 'key' AS kind, identity_key, person_id, toDateTime64(0, 3, 'UTC') AS at
+                            FROM persons
+                            WHERE person_id IN
+                            (
+                                SELECT person_id
+                                FROM persons
+                                WHERE identity_key IN (SELECT identity_key FROM deal_winners)
+                            )
+                            UNION ALL
+                            SELECT 'deal', identity_key, '', won_at
+                            FROM deal_winners
                         )
-
-                        UNION ALL
-
-                        -- inbound answered calls
-                        SELECT
-                            'item',
-                            identity_key,
-                            started_at,
-                            CAST([(operator_id, live, 0, 0, 0, NULL, 0, 0, 0., 0, ifNull(answered_at, started_at), ended_at)]
-                                 AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
-                        FROM
-                        (
-                            SELECT
-                                identity_key, operator_id, started_at, answered_at, ended_at,
-                                toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
-                            FROM call_winners
-                            WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
-                        )
-
-                        UNION ALL
-
-                        -- deals
-                        SELECT
-                            'deal',
-                            identity_key,
-                            won_at,
-                            CAST([] AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64, Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
-                        FROM deal_winners
-                    ) AS f
-                    LEFT JOIN persons AS p ON p.identity_key = f.identity_key
+                        GROUP BY identity_key
+                    )
+                    WHERE person_id != ''
+                    GROUP BY person_id
                 )
-                GROUP BY person
-            )
+            ) AS k ON k.identity_key = i.identity_key
         )
 
         UNION ALL
@@ -210,7 +215,7 @@ FROM
             ) AS cv ON cv.conversation_id = s.conversation_id
             LEFT JOIN
             (
-                SELECT call_id, toString(outcome) AS outcome, operator_id
+                SELECT call_id, outcome, operator_id
                 FROM call_winners
                 WHERE call_id IN (SELECT call_id FROM surveys WHERE call_id != '')
             ) AS cl ON cl.call_id = s.call_id

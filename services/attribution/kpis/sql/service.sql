@@ -14,10 +14,12 @@
 --   sla_seconds           Array(Float64) ... and their targets in seconds (S4)
 --
 -- Shape: every contact (conversation of a non-`call` channel, inbound call),
--- all time, is one item; items are grouped with the leads and deals of their
--- person (one join on the persons view) to flag contact capture and
--- conversions within the window (lost revenue), then summed per channel with
--- the survey responses. Contacts started outside the period only create rows (S8).
+-- all time, is one item; items look up the leads and winning deals of their
+-- person (a hash join on the identity keys of persons with a deal or a lead
+-- only) to flag contact capture and conversions within the window (lost
+-- revenue), then are summed per channel with the survey responses. Contacts
+-- started outside the period only create rows (S8). A contact whose identity
+-- key has no person has no leads or deals.
 --
 -- Item tuple: (channel, conversations, frt_s, turn_sum, turn_n, sla_n, sla_ok,
 --              missed, transferred, capture_base, offered, answered,
@@ -107,130 +109,126 @@ FROM
         FROM
         (
             SELECT
-                it.1 AS start,
-                it.2 AS c,
-                lead_times,
-                arrayFilter(d -> d.1 >= start AND d.1 <= addMilliseconds(start, {conversion_window_ms:Int64}), won) AS found
+                i.at AS start,
+                i.contrib AS c,
+                k.lead_times AS lead_times,
+                arrayFilter(d -> d.1 >= start AND d.1 <= addMilliseconds(start, {conversion_window_ms:Int64}), k.won) AS found
             FROM
             (
+                -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
                 SELECT
-                    arrayJoin(groupArrayIf((at, contrib), kind = 'item')) AS it,
-                    groupArrayIf((at, deal_id, revenue), kind = 'deal') AS won,
-                    groupArrayIf(at, kind = 'lead') AS lead_times
+                    identity_key,
+                    start AS at,
+                    CAST((
+                        toString(channel),
+                        live,
+                        if(live = 1, frt_s, NULL),
+                        if(live = 1, arraySum(arrayMap(t -> t.2, turns)), 0.),
+                        if(live = 1, length(turns), 0),
+                        live AND sla_base AND sla_idx > 0,
+                        live AND sla_base AND sla_idx > 0 AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0),
+                        live AND is_missed,
+                        live AND notEmpty(transfers),
+                        live AND channel IN ('chat', 'messenger'),
+                        0, 0, 0, 0, NULL, NULL,
+                        live AND NOT is_missed)
+                        AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                 UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)) AS contrib
                 FROM
                 (
                     SELECT
-                        coalesce(nullIf(p.person_id, ''), concat('?', f.identity_key)) AS person,
-                        f.kind AS kind,
-                        f.at AS at,
-                        f.contrib AS contrib,
-                        f.deal_id AS deal_id,
-                        f.revenue AS revenue
+                        identity_key,
+                        channel,
+                        assumeNotNull(started_at) AS start,
+                        toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                        frt_s,
+                        turns,
+                        transfers,
+                        indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                        toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
+                        ifNull(closed_at, addMilliseconds(last_visitor_at, {missed_after_ms:Int64})) AS deadline,
+                        -- S5: no operator or bot message at or before the deadline, once the deadline has passed
+                        toUInt8(ifNull(
+                            sla_base
+                            AND (first_any_reply_at IS NULL OR first_any_reply_at > deadline)
+                            AND (closed_at IS NOT NULL
+                                 OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
+                                                         (SELECT max(occurred_at) FROM raw_events))),
+                            0)) AS is_missed
+                    FROM conversations
+                    WHERE channel != 'call'
+                )
+
+                UNION ALL
+
+                -- inbound calls (S9)
+                SELECT
+                    identity_key,
+                    started_at,
+                    CAST((
+                        'call', 0, NULL, 0., 0, 0, 0, 0, 0, 0,
+                        live,
+                        live AND outcome = 'answered',
+                        live AND outcome = 'missed',
+                        live AND outcome = 'abandoned',
+                        if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                           (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
+                        if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                           (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
+                        live AND outcome NOT IN ('missed', 'abandoned'))
+                        AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                                 UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64))
+                FROM
+                (
+                    SELECT
+                        identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
+                        toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
+                    FROM call_winners
+                    WHERE direction = 'inbound'
+                )
+            ) AS i
+            LEFT JOIN
+            (
+                -- every identity key of a person with a winning deal or a lead -> the
+                -- person's deals (won_at, deal_id, revenue) and lead times
+                SELECT arrayJoin(keys) AS identity_key, won, lead_times
+                FROM
+                (
+                    SELECT
+                        groupArray(identity_key) AS keys,
+                        arrayFlatten(groupArray(key_won)) AS won,
+                        arrayFlatten(groupArray(key_leads)) AS lead_times
                     FROM
                     (
-                        -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
                         SELECT
-                            'item' AS kind,
                             identity_key,
-                            start AS at,
-                            CAST((
-                                toString(channel),
-                                live,
-                                if(live = 1, frt_s, NULL),
-                                if(live = 1, arraySum(arrayMap(t -> t.2, turns)), 0.),
-                                if(live = 1, length(turns), 0),
-                                live AND sla_base AND sla_idx > 0,
-                                live AND sla_base AND sla_idx > 0 AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0),
-                                live AND is_missed,
-                                live AND notEmpty(transfers),
-                                live AND channel IN ('chat', 'messenger'),
-                                0, 0, 0, 0, NULL, NULL,
-                                live AND NOT is_missed)
-                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)) AS contrib,
-                            '' AS deal_id,
-                            toFloat64(0) AS revenue
+                            max(person_id) AS person_id,
+                            groupArrayIf((at, deal_id, revenue), kind = 'deal') AS key_won,
+                            groupArrayIf(at, kind = 'lead') AS key_leads
                         FROM
                         (
-                            SELECT
-                                identity_key,
-                                channel,
-                                assumeNotNull(started_at) AS start,
-                                toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
-                                frt_s,
-                                turns,
-                                transfers,
-                                indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
-                                toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
-                                ifNull(closed_at, addMilliseconds(last_visitor_at, {missed_after_ms:Int64})) AS deadline,
-                                -- S5: no operator or bot message at or before the deadline, once the deadline has passed
-                                toUInt8(ifNull(
-                                    sla_base
-                                    AND (first_any_reply_at IS NULL OR first_any_reply_at > deadline)
-                                    AND (closed_at IS NOT NULL
-                                         OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
-                                                                 (SELECT max(occurred_at) FROM raw_events))),
-                                    0)) AS is_missed
-                            FROM conversations
-                            WHERE channel != 'call'
+                            SELECT 'key' AS kind, identity_key, person_id, toDateTime64(0, 3, 'UTC') AS at, '' AS deal_id,
+                                   toFloat64(0) AS revenue
+                            FROM persons
+                            WHERE person_id IN
+                            (
+                                SELECT person_id
+                                FROM persons
+                                WHERE identity_key IN (SELECT identity_key FROM deal_winners UNION ALL SELECT identity_key FROM lead_winners)
+                            )
+                            UNION ALL
+                            SELECT 'deal', identity_key, '', won_at, deal_id, toFloat64(revenue)
+                            FROM deal_winners
+                            UNION ALL
+                            SELECT 'lead', identity_key, '', lead_at, '', toFloat64(0)
+                            FROM lead_winners
                         )
-
-                        UNION ALL
-
-                        -- inbound calls (S9)
-                        SELECT
-                            'item',
-                            identity_key,
-                            started_at,
-                            CAST((
-                                'call', 0, NULL, 0., 0, 0, 0, 0, 0, 0,
-                                live,
-                                live AND outcome = 'answered',
-                                live AND outcome = 'missed',
-                                live AND outcome = 'abandoned',
-                                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
-                                   (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
-                                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
-                                   (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
-                                live AND outcome NOT IN ('missed', 'abandoned'))
-                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
-                            '',
-                            toFloat64(0)
-                        FROM
-                        (
-                            SELECT
-                                identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
-                                toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
-                            FROM call_winners
-                            WHERE direction = 'inbound'
-                        )
-
-                        UNION ALL
-
-                        -- leads (contact capture) and deals (conversions after a contact)
-                        SELECT
-                            'lead', identity_key, lead_at,
-                            CAST(('', 0, NULL, 0., 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0)
-                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
-                            '', toFloat64(0)
-                        FROM lead_winners
-
-                        UNION ALL
-
-                        SELECT
-                            'deal', identity_key, won_at,
-                            CAST(('', 0, NULL, 0., 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, NULL, 0)
-                                AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                         UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)),
-                            deal_id, toFloat64(revenue)
-                        FROM deal_winners
-                    ) AS f
-                    LEFT JOIN persons AS p ON p.identity_key = f.identity_key
+                        GROUP BY identity_key
+                    )
+                    WHERE person_id != ''
+                    GROUP BY person_id
                 )
-                GROUP BY person
-            )
+            ) AS k ON k.identity_key = i.identity_key
         )
 
         UNION ALL
