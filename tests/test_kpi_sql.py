@@ -760,3 +760,24 @@ def test_format_cells():
     assert format_cell("nps", -33.3333) == "-33.3"
     assert format_cell("conversions", 0.267526) == "0.27"
     assert format_cell("channel", "(none)") == "(none)"
+
+
+def test_key_moved_away_from_a_converting_person(client, settings, facts):
+    """Only the newest version of a key counts, also when the query filters by person."""
+    facts.person("P1", "email:a", "visitor_id:x")
+    facts.deal("D1", "d1", "email:a", ts("2026-05-02 10:00:00"), "10")
+    facts.lead("L1", "l1", "visitor_id:x", ts("2026-05-01 10:00:00"), "organic")
+    facts.conversation("c1", "visitor_id:x", ts("2026-05-01 09:00:00"), "chat",
+                       operators=[("op-a", 1, 0, ts("2026-05-01 09:00:10"), ts("2026-05-01 09:00:10"))])
+    ch = {r["channel"]: r for r in compute_kpis(client, settings, "channels")}
+    assert ch["organic"]["converted_leads"] == 1
+    facts.person("P9", "visitor_id:x", version=2)  # the visitor was someone else after all
+    ch = {r["channel"]: r for r in compute_kpis(client, settings, "channels")}
+    assert ch["organic"]["converted_leads"] == 0
+    camp = compute_kpis(client, settings, "campaigns")
+    assert camp == []
+    ops = {r["operator_id"]: r for r in compute_kpis(client, settings, "operators")}
+    assert ops["op-a"]["operator_conversion_rate"] == 0.0
+    svc = {r["channel"]: r for r in compute_kpis(client, settings, "service")}
+    assert svc["chat"]["contact_capture_rate"] == 1.0  # the lead moved with the visitor
+    assert svc["chat"]["lost_revenue"] is None  # P9 never converted: r = 0
