@@ -110,7 +110,8 @@ class Pipeline:
         if self.producer is not None:
             await self.producer.stop()
 
-    def _check_tasks(self) -> None:
+    def check_stages(self) -> None:
+        """Raise PipelineError if a stage has stopped."""
         for task in self._tasks:
             if task.done():
                 exc = task.exception() if not task.cancelled() else None
@@ -119,7 +120,7 @@ class Pipeline:
     async def _wait(self, runner: StageRunner, targets: OffsetTracker, deadline: float,
                     on_tick: Callable[[], None] | None) -> None:
         while not runner.caught_up(targets.ends):
-            self._check_tasks()
+            self.check_stages()
             if time.monotonic() > deadline:
                 raise PipelineError(f"stage {runner.stage.name} did not catch up in time")
             if on_tick:
@@ -129,7 +130,7 @@ class Pipeline:
     async def run_until(self, stop: asyncio.Event) -> None:
         """Keep the stages running until `stop` is set; raise if a stage stops on its own."""
         while not stop.is_set():
-            self._check_tasks()
+            self.check_stages()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
             except asyncio.TimeoutError:

@@ -69,6 +69,24 @@ def test_replay_exact_counts_twice(settings, client, mixed_file):
     assert counts(client) == (V, B)
 
 
+def test_replay_through_a_child_process_gives_the_same_counts(settings, client, mixed_file):
+    from leadflow import metrics
+
+    def accepted_metric():
+        return sum(s.value for m in metrics.EVENTS_ACCEPTED.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels["source"] == "test")
+
+    path, V, D, B = mixed_file
+    before = accepted_metric()
+    first = asyncio.run(replay(settings, [path], show_progress=False, child_process_min_bytes=0))
+    assert (first.read, first.accepted, first.duplicates, first.rejected) == (V + D + B, V, D, B)
+    assert [r["origin"] for r in first.first_rejections] == ["mixed.jsonl:23", "mixed.jsonl:24", "mixed.jsonl:25",
+                                                             "mixed.jsonl:50", "mixed.jsonl:51"]
+    assert counts(client) == (V, B)
+    # the child's ingest counters reach this process's /metrics
+    assert accepted_metric() - before == V + D
+
+
 def test_dead_letters_keep_original_bytes_and_reasons(settings, client, mixed_file):
     path, *_ = mixed_file
     asyncio.run(replay(settings, [path], show_progress=False))

@@ -55,6 +55,23 @@ class PublishTotals:
     first_rejections: list[DeadLetter] = field(default_factory=list)
 
 
+def record_ingest_metrics(counts: Counter) -> None:
+    """Apply ingest counts ((kind, labels...) -> n) to the Prometheus counters.
+
+    Also used by a process that published through a child process (replay) to
+    count what the child counted."""
+    for key, n in counts.items():
+        kind = key[0]
+        if kind == "received":
+            metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(key[1])).inc(n)
+        elif kind == "accepted":
+            label = metrics.source_label(key[2])
+            metrics.EVENTS_ACCEPTED.labels(type=key[1], source=label).inc(n)
+            metrics.LAST_EVENT_TIME.labels(source=label).set_to_current_time()
+        elif kind == "rejected":
+            metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]), reason=key[3]).inc(n)
+
+
 class Publisher:
     def __init__(self, validator: Validator, producer: AIOKafkaProducer, topics: Topics, *,
                  max_event_bytes: int, warehouse: Client | None = None):
@@ -66,6 +83,7 @@ class Publisher:
         self.recent = RecentIds()
         self.tracker = OffsetTracker()
         self.totals = PublishTotals()
+        self.metric_counts: Counter = Counter()  # what record_ingest_metrics was given, for another process
 
     async def publish(self, lines: list[bytes], *, origin: str, default_source: str,
                       occurrences: InputOccurrences) -> list[Status]:
@@ -83,13 +101,12 @@ class Publisher:
             known = existing_event_ids(self.warehouse, ids)
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
-        accepted: Counter = Counter()
-        rejected: Counter = Counter()
+        counts: Counter = Counter({("received", default_source): len(lines)})
         for i, res in enumerate(results):
             if isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
                 statuses.append(Status(i, "rejected", res.event_id, res.errors))
-                rejected[(metrics.type_label(res.event_type), res.source, res.error_kind)] += 1
+                counts[("rejected", metrics.type_label(res.event_type), res.source, res.error_kind)] += 1
                 self._count_rejection(res)
             elif self.warehouse is not None and (res.event_id in self.recent or res.event_id in known):
                 statuses.append(Status(i, "duplicate", res.event_id))
@@ -97,20 +114,16 @@ class Publisher:
                 self.totals.duplicates_at_ingest += 1
             else:
                 raw_msgs.append((res.key, res.value))
-                self.recent.add(res.event_id)
+                if self.warehouse is not None:
+                    self.recent.add(res.event_id)
                 statuses.append(Status(i, "accepted", res.event_id))
-                accepted[(res.type, res.source)] += 1
-        for (event_type, source), n in accepted.items():
-            label = metrics.source_label(source)
-            metrics.EVENTS_ACCEPTED.labels(type=event_type, source=label).inc(n)
-            metrics.LAST_EVENT_TIME.labels(source=label).set_to_current_time()
-        for (event_type, source, reason), n in rejected.items():
-            metrics.EVENTS_REJECTED.labels(type=event_type, source=metrics.source_label(source), reason=reason).inc(n)
+                counts[("accepted", res.type, res.source)] += 1
+        record_ingest_metrics(counts)
+        self.metric_counts.update(counts)
         await send_all(self.producer, self.topics.raw, raw_msgs, self.tracker)
         await send_all(self.producer, self.topics.deadletter, dead_msgs, self.tracker)
         self.totals.read += len(lines)
         self.totals.published += len(raw_msgs)
-        metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(default_source)).inc(len(lines))
         return statuses
 
     def _count_rejection(self, dead: DeadLetter) -> None:
