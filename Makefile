@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(VENV)/bin/leadflow run
 
 test: $(STAMP)
-	@bash scripts/ensure-chromium.sh  # headless Chromium for the HTML report's screenshot test
-	@bash scripts/ensure-prometheus.sh || echo "prometheus not installed: alert tests will be skipped"
+	@bash scripts/ensure-debian-package.sh chromium chromium || echo "chromium not installed: the report screenshot test will be skipped"
+	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """The Prometheus files of deploy/prometheus, checked and unit-tested with the real promtool.
 
-`scripts/ensure-prometheus.sh` (called by `make test`) installs Debian's `prometheus`
+`scripts/ensure-debian-package.sh` (called by `make test`) installs Debian's `prometheus`
 package, which provides promtool; without it these tests are skipped.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 PROMTOOL = shutil.which("promtool")
 
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (bash scripts/ensure-prometheus.sh installs Debian's prometheus)")
+    PROMTOOL is None, reason="promtool not installed (bash scripts/ensure-debian-package.sh prometheus promtool prometheus installs Debian's prometheus)")
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -33,7 +33,7 @@ PROMETHEUS = shutil.which("prometheus")
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None,
-    reason="prometheus not installed (bash scripts/ensure-prometheus.sh installs Debian's prometheus)")
+    reason="prometheus not installed (bash scripts/ensure-debian-package.sh prometheus promtool prometheus installs Debian's prometheus)")
 
 DROP, STEADY = "search_ads", "social_ads"
 NORMAL_PHASE_S = 25.0  # both channels convert 1 lead in 3

@@ -94,7 +94,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.skip("chromium is not installed (scripts/ensure-chromium.sh installs Debian's package; "
+        pytest.skip("chromium is not installed (scripts/ensure-debian-package.sh chromium chromium installs Debian's package; "
                     "`make test` runs it)")
     from PIL import Image
 
