@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from leadflow.config import Settings, load_settings
 from services.attribution.kpis.extra import load_extra_sql

@@ -7,8 +7,8 @@ from datetime import datetime
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from leadflow.stream import start_producer, send_all
 from leadflow.broker import ensure_topics
+from leadflow.stream import send_all, start_producer
 from leadflow.warehouse import insert_rows
 
 TABLE = ("CREATE TABLE IF NOT EXISTS bench_ceiling (event_id String, type LowCardinality(String), "

@@ -10,11 +10,12 @@ import asyncio
 import statistics
 import time
 
+from aiokafka import TopicPartition
+
 from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline
-from aiokafka import TopicPartition
 from services.ingest.publish import Publisher
 from services.ingest.validate import InputOccurrences, Validator
 

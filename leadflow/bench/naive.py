@@ -9,13 +9,12 @@ import logging
 import time
 
 import faust
+import orjson
 
 from leadflow.config import Settings
 from leadflow.warehouse import insert_rows
 from services.ingest.sink import RAW_COLUMNS, raw_row
 from services.ingest.validate import AcceptedEvent, InputOccurrences, Validator
-
-import orjson
 
 
 async def measure_naive(bootstrap: str, client, settings: Settings, topic: str, expected: int) -> dict:

@@ -116,7 +116,7 @@ def render_results(r: dict) -> str:
         f = r["freshness"]
         out.append(f"freshness at {f['rate_per_s']}/s for {f['seconds']:.0f}s: p50 {f['p50_s']} s, p99 {f['p99_s']} s "
                    f"(target p99 <= {TARGETS['freshness_p99_s']} s)")
-    for size, q in r["queries"].items():
+    for q in r["queries"].values():
         cells = ", ".join(f"{g} {q[g]['median_ms']:.0f} ms" for g in ("channels", "campaigns", "operators", "service"))
         out.append(f"KPI queries over {q['events_in_warehouse']:,} events (median): {cells} "
                    f"(target <= {TARGETS['query_ms']} ms at 10M)")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.enrich.hours import business_seconds
 from leadflow.config import BusinessHours
+from services.enrich.hours import business_seconds
 
 COLUMNS = [
     "conversation_id", "version", "started", "started_event_id", "identity_key", "started_at", "channel",

@@ -15,9 +15,9 @@ from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline, PipelineError
+from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
 from leadflow.topics import topics_for
-from leadflow.progress import Progress
 from services.ingest.publish import Publisher, record_ingest_metrics
 from services.ingest.validate import InputOccurrences, Validator
 
@@ -156,7 +156,7 @@ async def _publish_in_child_process(settings: Settings, bootstrap: str, pipe: Pi
                 message = queue.get_nowait()
             except queue_module.Empty:
                 if not child.is_alive() and queue.empty():
-                    raise PipelineError(f"the publishing process ended with code {child.exitcode}")
+                    raise PipelineError(f"the publishing process ended with code {child.exitcode}") from None
                 await asyncio.sleep(0.05)
                 continue
             if message[0] == "progress":
