@@ -79,17 +79,24 @@ def hbar_pairs(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[
     return _svg(width, height, body, label)
 
 
-def vbar_groups(groups: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]],
-                fmt: Callable[[float | None], str], *, width: int = 1100, height: int = 320, label: str = "") -> str:
-    """Vertical grouped bars: one group per category, one bar per series (e.g. the five models)."""
-    left, right, top, bottom = 64, 10, 36, 44
-    plot_w, plot_h = width - left - right, height - top - bottom
+def _value_axis(series: Sequence[tuple[str, str, Sequence[float]]], fmt: Callable[[float | None], str],
+                left: int, right: int, top: int, plot_h: float, width: int) -> tuple[float, list[str]]:
+    """Legend plus a vertical value axis with four gridlines; returns (axis maximum, SVG parts)."""
     vmax = nice_max(max([v for _, _, vals in series for v in vals] + [0]))
     body = legend([(name, color) for name, color, _ in series], left, 12)
     for k in range(5):
         gy = top + plot_h * (1 - k / 4)
         body.append(f'<line x1="{left}" y1="{gy:.1f}" x2="{width - right}" y2="{gy:.1f}" stroke="{GRID}"/>')
         body.append(_t(left - 6, gy, fmt(vmax * k / 4), anchor="end", size=10, color=MUTED))
+    return vmax, body
+
+
+def vbar_groups(groups: Sequence[str], series: Sequence[tuple[str, str, Sequence[float]]],
+                fmt: Callable[[float | None], str], *, width: int = 1100, height: int = 320, label: str = "") -> str:
+    """Vertical grouped bars: one group per category, one bar per series (e.g. the five models)."""
+    left, right, top, bottom = 64, 10, 36, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    vmax, body = _value_axis(series, fmt, left, right, top, plot_h, width)
     gw = plot_w / max(1, len(groups))
     bw = min(22.0, (gw - 14) / max(1, len(series)))
     for i, g in enumerate(groups):
@@ -226,12 +233,7 @@ def lines_daily(days: Sequence[str], series: Sequence[tuple[str, str, Sequence[f
     """Daily lines (e.g. spend and attributed revenue per day)."""
     left, right, top, bottom = 64, 14, 34, 30
     plot_w, plot_h = width - left - right, height - top - bottom
-    vmax = nice_max(max([v for _, _, vals in series for v in vals] + [0]))
-    body = legend([(name, color) for name, color, _ in series], left, 12)
-    for k in range(5):
-        gy = top + plot_h * (1 - k / 4)
-        body.append(f'<line x1="{left}" y1="{gy:.1f}" x2="{width - right}" y2="{gy:.1f}" stroke="{GRID}"/>')
-        body.append(_t(left - 6, gy, fmt(vmax * k / 4), anchor="end", size=10, color=MUTED))
+    vmax, body = _value_axis(series, fmt, left, right, top, plot_h, width)
     n = len(days)
     step = plot_w / max(1, n - 1)
     for name, color, vals in series:
