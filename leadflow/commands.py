@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+from services.attribution.models import MODELS
 
 
 class CommandUsageError(ValueError):

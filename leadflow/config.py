@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-MARKETING_CHANNELS = ("search_ads", "social_ads", "display_ads", "email", "organic", "referral", "direct")
-CONVERSATION_CHANNELS = ("chat", "call", "email", "social", "messenger")
+from schemas import CONVERSATION_CHANNELS, MARKETING_CHANNELS
+
 DEFAULT_SLA_SECONDS = {"chat": 30.0, "messenger": 300.0, "social": 3600.0, "email": 3600.0}
 DEV_IDENTITY_SECRET = "leadflow-dev-secret-change-me"
 

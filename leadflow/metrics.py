@@ -9,14 +9,11 @@ import threading
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from schemas import EVENT_TYPES
+
 MAX_SOURCES = 50
 _sources: set[str] = set()
 _sources_lock = threading.Lock()
-
-_KNOWN_TYPES = {
-    "ad_spend", "ad_click", "lead", "conversation_started", "message", "conversation_transferred",
-    "conversation_closed", "call_completed", "deal_won", "deal_lost", "payment", "survey_response",
-}
 
 
 def source_label(source: str) -> str:
@@ -30,7 +27,7 @@ def source_label(source: str) -> str:
 
 
 def type_label(event_type: str) -> str:
-    return event_type if event_type in _KNOWN_TYPES else "unknown"
+    return event_type if event_type in EVENT_TYPES else "unknown"
 
 
 EVENTS_RECEIVED = Counter("leadflow_events_received_total", "Events read from an input (HTTP or replay)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-IDENTITY_KINDS = ("visitor_id", "email", "phone", "crm_contact_id")
+from schemas import IDENTITY_KEYS
 
 
 class IdentityHasher:
@@ -32,4 +32,4 @@ class IdentityHasher:
     def hash_identity(self, identity: dict[str, str] | None) -> dict[str, str]:
         if not identity:
             return {}
-        return {k: self.hash(k, v) for k, v in identity.items() if k in IDENTITY_KINDS and v}
+        return {k: self.hash(k, v) for k, v in identity.items() if k in IDENTITY_KEYS and v}

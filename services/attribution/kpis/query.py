@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from leadflow.config import Settings
+from services.attribution.models import MODELS
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
-MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 GROUPINGS = ("channels", "campaigns", "operators", "service")
 DEFAULT_MODEL = "linear"
 
