@@ -111,9 +111,7 @@ class StageRunner:
         self.max_records = max_records
         self.max_wait_ms = max(1, int(max_wait_s * 1000))
         self.positions: dict[TopicPartition, int] = {}
-        self.errors = 0
         self._stopping = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -121,9 +119,7 @@ class StageRunner:
             group_id=self.stage.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
             fetch_max_bytes=64 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
-            rebalance_timeout_ms=1_000,
         )
-        self._consumer = consumer
         await consumer.start()
         if self.assign_all:
             partitions = []
@@ -148,7 +144,6 @@ class StageRunner:
                 try:
                     await self.stage.handle(records)
                 except Exception:
-                    self.errors += 1
                     failures += 1
                     metrics.PROCESSING_ERRORS.labels(stage=self.stage.name).inc()
                     if failures >= self.max_failures:
