@@ -32,15 +32,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
 
 
-def _date(value: str) -> str:
-    from datetime import date
-
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="leadflow", description="leadflow: lead-to-conversion pipeline")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

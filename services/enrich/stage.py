@@ -60,12 +60,10 @@ class EnrichStage:
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
-        event_ids: list[str] = []
         stored: list[dict] = []
         for record in records:
             event = orjson.loads(record.value)
             stored.append(event)
-            event_ids.append(event["event_id"])
             event_type = event["type"]
             keys = sorted((event.get("identity") or {}).values())
             if keys:
@@ -89,10 +87,11 @@ class EnrichStage:
             conversations = self._write_conversations(sorted(conversation_ids), version)
 
         changed = {self.graph.person_of[k] for k in attribution_keys}
-        changed |= set(link.changed_keys.values()) if link.absorbed else set()
+        if link.absorbed:  # a merge: the survivors' credits cover both histories now
+            changed |= set(link.changed_keys.values())
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in sorted(changed)])
-        insert_rows(self.client, "enriched_events", ["event_id"], [(e,) for e in event_ids])
+        insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
         await self.announce(sorted(changed))
         self.business.observe(stored, conversations)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from leadflow import warehouse
 from leadflow.config import Settings
 from leadflow.table import render
+from services.ingest.validate import describe_errors
 
 PREVIEW_BYTES = 120
 
@@ -36,7 +37,7 @@ def render_table(rows: list[dict]) -> str:
         return "no dead letters"
     table = [
         [r["rejected_at"], r["source"], r["event_id"] or "-", r["type"] or "-",
-         "; ".join(f"{e['path']}: {e['message']}" if e["path"] else e["message"] for e in r["errors"])]
+         describe_errors((e["path"], e["message"]) for e in r["errors"])]
         for r in rows
     ]
     return render(["rejected_at", "source", "event_id", "type", "reasons"], table) + f"\n{len(rows)} dead letter(s)"

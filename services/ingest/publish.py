@@ -49,10 +49,8 @@ class RecentIds:
 class PublishTotals:
     read: int = 0
     published: int = 0
-    duplicates_at_ingest: int = 0
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
-    first_rejections: list[DeadLetter] = field(default_factory=list)
 
 
 def record_ingest_metrics(counts: Counter) -> None:
@@ -111,7 +109,6 @@ class Publisher:
             elif self.warehouse is not None and (res.event_id in self.recent or res.event_id in known):
                 statuses.append(Status(i, "duplicate", res.event_id))
                 metrics.EVENTS_DUPLICATE.labels(type=res.type).inc()
-                self.totals.duplicates_at_ingest += 1
             else:
                 raw_msgs.append((res.key, res.value))
                 if self.warehouse is not None:
@@ -130,5 +127,3 @@ class Publisher:
         self.totals.rejected += 1
         for _, message in dead.errors:
             self.totals.reasons[message] += 1
-        if len(self.totals.first_rejections) < 5:
-            self.totals.first_rejections.append(dead)

@@ -19,7 +19,7 @@ from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
 from leadflow.topics import topics_for
 from services.ingest.publish import Publisher, record_ingest_metrics
-from services.ingest.validate import InputOccurrences, Validator
+from services.ingest.validate import InputOccurrences, Validator, describe_errors
 
 CHUNK_LINES = 20_000
 # inputs at least this large are validated and produced in a child process (both cores busy)
@@ -79,10 +79,6 @@ def iter_chunks(path: Path) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
         yield chunk, done
 
 
-def _reason(errors: list[tuple[str, str]]) -> str:
-    return "; ".join(f"{p}: {m}" if p else m for p, m in errors)
-
-
 async def publish_files(publisher: Publisher, files: list[Path],
                         on_progress: Callable[[int, float], None]) -> list[dict]:
     """Validate and produce every line of the files. Returns the first few rejections (file:line)."""
@@ -97,7 +93,7 @@ async def publish_files(publisher: Publisher, files: list[Path],
                                                default_source=f"replay:{path.name}", occurrences=occurrences)
             for status in statuses:
                 if status.status == "rejected" and len(first) < 5:
-                    first.append({"origin": f"{path.name}:{chunk[status.index][0]}", "reason": _reason(status.errors)})
+                    first.append({"origin": f"{path.name}:{chunk[status.index][0]}", "reason": describe_errors(status.errors)})
             on_progress(publisher.totals.read, (bytes_before + done) / total_bytes)
         bytes_before += path.stat().st_size
     return first

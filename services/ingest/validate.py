@@ -11,7 +11,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 
@@ -60,9 +60,10 @@ class DeadLetter:
             "processor_version": __version__,
         })
 
-    @property
-    def reason(self) -> str:
-        return "; ".join(f"{p}: {m}" if p else m for p, m in self.errors)
+
+def describe_errors(errors: Iterable[tuple[str, str]]) -> str:
+    """Errors as one readable line: `path: message; path: message`."""
+    return "; ".join(f"{path}: {message}" if path else message for path, message in errors)
 
 
 @dataclass
