@@ -23,7 +23,7 @@ from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
 from services.enrich.facts import ATTRIBUTION_TYPES, CONVERSATION_TYPES, FACT_TABLES
-from services.enrich.identity import IdentityGraph, LinkResult
+from services.enrich.identity import IdentityGraph
 
 
 def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
@@ -56,10 +56,10 @@ class EnrichStage:
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        link = LinkResult()
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
+        key_lists: list[list[str]] = []
         stored: list[dict] = []
         for record in records:
             event = orjson.loads(record.value)
@@ -67,7 +67,7 @@ class EnrichStage:
             event_type = event["type"]
             keys = sorted((event.get("identity") or {}).values())
             if keys:
-                self.graph.link(keys, link)
+                key_lists.append(keys)
                 if event_type in ATTRIBUTION_TYPES:
                     attribution_keys.add(keys[0])
             table = FACT_TABLES.get(event_type)
@@ -76,6 +76,7 @@ class EnrichStage:
             if event_type in CONVERSATION_TYPES:
                 conversation_ids.add(event["conversation_id"])
 
+        link = self.graph.link_all(key_lists)
         version = self.graph.next_version()
         insert_rows(self.client, "person_keys", ["identity_key", "person_id", "version"],
                     [(k, p, version) for k, p in link.changed_keys.items()])
@@ -86,7 +87,7 @@ class EnrichStage:
         if conversation_ids:
             conversations = self._write_conversations(sorted(conversation_ids), version)
 
-        changed = {self.graph.person_of[k] for k in attribution_keys}
+        changed = set(self.graph.persons_of(sorted(attribution_keys)).values())
         if link.absorbed:  # a merge: the survivors' credits cover both histories now
             changed |= set(link.changed_keys.values())
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
