@@ -6,6 +6,9 @@ import hmac
 
 from schemas import IDENTITY_KEYS
 
+# repeat values (a visitor chatting) skip the HMAC; ~300 bytes per entry, so bounded
+CACHE_SIZE = 100_000
+
 
 class IdentityHasher:
     """HMAC-SHA256 of ``kind:normalised value`` with the configured secret.
@@ -25,8 +28,9 @@ class IdentityHasher:
             return cached
         digest = hmac.new(self._key, f"{kind}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()
         out = f"{kind}:{digest[:32]}"
-        if len(self._cache) < 1_000_000:
-            self._cache[(kind, value)] = out
+        if len(self._cache) >= CACHE_SIZE:  # start over: recent values are the ones that repeat
+            self._cache.clear()
+        self._cache[(kind, value)] = out
         return out
 
     def hash_identity(self, identity: dict[str, str] | None) -> dict[str, str]:
