@@ -137,3 +137,13 @@ async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
         raise BrokerError(f"topics not visible after creation: {sorted(set(topics) - set(await admin.list_topics()))}")
     finally:
         await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete topics (the embedded broker frees their messages; it cannot delete records)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics(list(names))
+    finally:
+        await admin.close()

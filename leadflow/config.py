@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535)
     batch_max_rows: int = Field(10_000, ge=1)
     batch_max_seconds: float = Field(0.5, gt=0)
+    # The embedded broker holds every message in memory (~1 KiB per event over its topics) and
+    # cannot delete records: a big replay on it runs in segments of this many input lines, each
+    # on its own topics, deleted once the warehouse has the segment.
+    replay_segment_lines: int = Field(2_000_000, ge=1)
 
     @field_validator("reporting_currency")
     @classmethod

@@ -87,6 +87,33 @@ def test_replay_through_a_child_process_gives_the_same_counts(settings, client, 
     assert accepted_metric() - before == V + D
 
 
+def test_a_replay_in_segments_stores_the_same_and_deletes_its_topics(settings, client, mixed_file, broker):
+    """The embedded broker cannot delete records: big replays go through in segments of
+    `replay_segment_lines`, each on its own topics, deleted once the warehouse has them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    path, V, D, B = mixed_file
+    first = asyncio.run(replay(settings, [path], show_progress=False, child_process_min_bytes=0, segment_lines=10))
+    # 56 lines (2 blank) in segments of 10: the repeats of lines 1 and 8 land in later segments
+    assert (first.read, first.accepted, first.duplicates, first.rejected) == (V + D + B, V, D, B)
+    assert [r["origin"] for r in first.first_rejections] == ["mixed.jsonl:23", "mixed.jsonl:24", "mixed.jsonl:25",
+                                                             "mixed.jsonl:50", "mixed.jsonl:51"]
+    assert counts(client) == (V, B)
+    facts = client.query("SELECT (SELECT count() FROM touches), (SELECT count() FROM conversation_facts), "
+                         "(SELECT uniqExact(person_id) FROM persons), (SELECT count() FROM enriched_events)").result_rows
+    # 8 of each type: touches are the clicks, leads and calls; a person per identified event
+    assert facts == [(24, 8, 32, 40)]
+
+    async def topics() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            return [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        finally:
+            await admin.close()
+    assert asyncio.run(topics()) == []
+
+
 def test_dead_letters_keep_original_bytes_and_reasons(settings, client, mixed_file):
     path, *_ = mixed_file
     asyncio.run(replay(settings, [path], show_progress=False))

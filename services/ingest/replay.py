@@ -3,21 +3,22 @@ as live traffic, then wait until the warehouse has all of it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import queue as queue_module
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Awaitable, Callable, Iterator
 
 from leadflow import warehouse
-from leadflow.broker import broker_for
+from leadflow.broker import broker_for, delete_topics
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline, PipelineError
 from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
-from leadflow.topics import topics_for
+from leadflow.topics import Topics
 from services.ingest.publish import Publisher, record_ingest_metrics
 from services.ingest.validate import InputOccurrences, Validator, describe_errors
 
@@ -61,7 +62,7 @@ class ReplaySummary:
         return "\n".join(lines)
 
 
-def iter_chunks(path: Path) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
+def iter_chunks(path: Path, chunk_lines: int = CHUNK_LINES) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
     """Yield (numbered non-blank lines, bytes read so far) in chunks."""
     chunk: list[tuple[int, bytes]] = []
     done = 0
@@ -72,7 +73,7 @@ def iter_chunks(path: Path) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
             if not line.strip():
                 continue
             chunk.append((number, line))
-            if len(chunk) >= CHUNK_LINES:
+            if len(chunk) >= chunk_lines:
                 yield chunk, done
                 chunk = []
     if chunk:
@@ -80,15 +81,23 @@ def iter_chunks(path: Path) -> Iterator[tuple[list[tuple[int, bytes]], int]]:
 
 
 async def publish_files(publisher: Publisher, files: list[Path],
-                        on_progress: Callable[[int, float], None]) -> list[dict]:
-    """Validate and produce every line of the files. Returns the first few rejections (file:line)."""
+                        on_progress: Callable[[int, float], None], *, segment_lines: int | None = None,
+                        next_segment: Callable[[], Awaitable[None]] | None = None) -> list[dict]:
+    """Validate and produce every line of the files. Returns the first few rejections (file:line).
+
+    With `segment_lines`, `next_segment` is awaited before a chunk once that many lines went
+    into the current segment (it points the publisher at the next segment's topics)."""
     first: list[dict] = []
     total_bytes = sum(f.stat().st_size for f in files) or 1
     bytes_before = 0
+    segment_start = 0
     for path in files:
         origin = str(path.resolve())
         occurrences = InputOccurrences()
-        for chunk, done in iter_chunks(path):
+        for chunk, done in iter_chunks(path, min(CHUNK_LINES, segment_lines or CHUNK_LINES)):
+            if segment_lines and publisher.totals.read - segment_start >= segment_lines:
+                await next_segment()
+                segment_start = publisher.totals.read
             statuses = await publisher.publish([line for _, line in chunk], origin=origin,
                                                default_source=f"replay:{path.name}", occurrences=occurrences)
             for status in statuses:
@@ -99,26 +108,42 @@ async def publish_files(publisher: Publisher, files: list[Path],
     return first
 
 
-def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], queue) -> None:
-    """Child process entry (spawned): publish the files, report progress and totals on `queue`."""
+def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_parent, to_child,
+                      segment_lines: int | None) -> None:
+    """Child process entry (spawned): publish the files, report progress and totals on `to_parent`.
+
+    It produces into the topics named by the parent's ("go", topic prefix) messages; with
+    `segment_lines` it reports ("segment", offsets) after each segment and waits for the next go."""
+    def offsets(publisher: Publisher) -> list:
+        return [(tp.topic, tp.partition, end) for tp, end in publisher.tracker.ends.items()]
+
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         producer = await start_producer(bootstrap)
         try:
-            publisher = Publisher(Validator(settings), producer, topics_for(settings),
-                                  max_event_bytes=settings.max_event_bytes)
-            first = await publish_files(publisher, files, lambda read, frac: queue.put(("progress", read, frac)))
+            prefix = (await loop.run_in_executor(None, to_child.get))[1]
+            publisher = Publisher(Validator(settings), producer, Topics(prefix), max_event_bytes=settings.max_event_bytes)
+
+            async def next_segment() -> None:
+                to_parent.put(("segment", offsets(publisher)))
+                publisher.topics = Topics((await loop.run_in_executor(None, to_child.get))[1])
+                publisher.tracker = OffsetTracker()
+                # forget the deleted topics: a metadata request naming them would create them again
+                await producer.client.set_topics([publisher.topics.raw, publisher.topics.deadletter])
+
+            first = await publish_files(publisher, files, lambda read, frac: to_parent.put(("progress", read, frac)),
+                                        segment_lines=segment_lines, next_segment=next_segment)
             t = publisher.totals
-            queue.put(("done", {
+            to_parent.put(("done", offsets(publisher), {
                 "read": t.read, "published": t.published, "rejected": t.rejected, "reasons": dict(t.reasons),
-                "first": first, "ends": [(tp.topic, tp.partition, end) for tp, end in publisher.tracker.ends.items()],
-                "metric_counts": list(publisher.metric_counts.items()),
+                "first": first, "metric_counts": list(publisher.metric_counts.items()),
             }))
         finally:
             await producer.stop()
     try:
         asyncio.run(main())
     except BaseException as exc:  # reported to the parent, which fails the replay with one line
-        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+        to_parent.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 class _Published:
@@ -137,69 +162,114 @@ async def _publish_here(settings: Settings, pipe: Pipeline, files: list[Path], p
     return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker)
 
 
-async def _publish_in_child_process(settings: Settings, bootstrap: str, pipe: Pipeline, files: list[Path],
-                                    progress: Progress) -> _Published:
+def _tracker(ends: list) -> OffsetTracker:
+    tracker = OffsetTracker()
+    for topic, partition, end in ends:
+        tracker.record(topic, partition, end - 1)
+    return tracker
+
+
+async def _next_report(child, to_parent, pipe: Pipeline, progress: Progress) -> tuple:
+    """Relay the child's progress until it reports a finished segment or the end."""
+    while True:
+        pipe.check_stages()
+        try:
+            message = to_parent.get_nowait()
+        except queue_module.Empty:
+            if not child.is_alive() and to_parent.empty():
+                raise PipelineError(f"the publishing process ended with code {child.exitcode}") from None
+            await asyncio.sleep(0.05)
+            continue
+        if message[0] == "progress":
+            progress.update(message[1], message[2] * 0.9)
+        elif message[0] == "error":
+            raise PipelineError(f"publishing failed: {message[1]}")
+        else:
+            return message
+
+
+async def _replay_with_child(settings: Settings, bootstrap: str, client, files: list[Path], progress: Progress,
+                             stored: Counter, duplicates: Counter, segment_lines: int | None) -> _Published:
     """Validation and producing take about a core: on big inputs they run in a child process
-    while this process runs the stages, so a replay uses both cores."""
+    while this process runs the stages, so a replay uses both cores.
+
+    With `segment_lines` (the embedded broker, which keeps every message in memory) the input
+    goes through in segments, each on its own topics, deleted once the warehouse has it: the
+    broker holds one segment at a time."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that has the chdb engine open
-    queue = ctx.Queue()
-    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, queue), daemon=True)
+    to_parent, to_child = ctx.Queue(), ctx.Queue()
+    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines),
+                        daemon=True)
     child.start()
     try:
-        while True:
-            pipe.check_stages()
-            try:
-                message = queue.get_nowait()
-            except queue_module.Empty:
-                if not child.is_alive() and queue.empty():
-                    raise PipelineError(f"the publishing process ended with code {child.exitcode}") from None
-                await asyncio.sleep(0.05)
-                continue
-            if message[0] == "progress":
-                progress.update(message[1], message[2] * 0.9)
-            elif message[0] == "error":
-                raise PipelineError(f"publishing failed: {message[1]}")
-            else:
-                done = message[1]
+        for segment in itertools.count():
+            topics_of = settings if segment == 0 else \
+                settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.s{segment}"})
+            # later segments start where the previous one was drained: nothing to resume
+            async with Pipeline(topics_of, bootstrap, client, resume=segment == 0) as pipe:
+                to_child.put(("go", topics_of.topic_prefix))
+                report = await _next_report(child, to_parent, pipe, progress)
+                tick = None
+                if report[0] == "done":
+                    total = report[2]
+                    def tick() -> None:
+                        written = sum(stored.values()) + sum(duplicates.values()) + \
+                            pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
+                        frac = 0.9 + 0.1 * written / max(1, total["published"])
+                        progress.update(total["read"], min(frac, 0.999), note="writing to the warehouse")
+                await pipe.drain(_tracker(report[1]), on_tick=tick)
+                stored.update(pipe.raw_sink.stored)
+                duplicates.update(pipe.raw_sink.duplicates)
+            if segment_lines:
+                await delete_topics(bootstrap, pipe.topics.all())
+            if report[0] == "done":
                 break
     finally:
         child.join(timeout=10)
         if child.is_alive():
             child.kill()
-    tracker = OffsetTracker()
-    for topic, partition, end in done["ends"]:
-        tracker.record(topic, partition, end - 1)
-    record_ingest_metrics(Counter(dict((tuple(k), n) for k, n in done["metric_counts"])))
-    return _Published(done["read"], done["published"], done["rejected"], done["reasons"], done["first"], tracker)
+    record_ingest_metrics(Counter(dict((tuple(k), n) for k, n in total["metric_counts"])))
+    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"],
+                      OffsetTracker())
 
 
 async def replay(settings: Settings, files: list[Path], *, show_progress: bool = True,
-                 child_process_min_bytes: int = CHILD_PROCESS_MIN_BYTES) -> ReplaySummary:
+                 child_process_min_bytes: int = CHILD_PROCESS_MIN_BYTES,
+                 segment_lines: int | None | str = "auto") -> ReplaySummary:
+    """`segment_lines`: "auto" segments on the embedded broker only (settings.replay_segment_lines);
+    a number or None forces it (tests)."""
     started = time.monotonic()
     summary = ReplaySummary(files=[str(f) for f in files])
     total_bytes = sum(f.stat().st_size for f in files) or 1
     progress = Progress("replay", total=total_bytes, unit="lines", enabled=show_progress)
     client = warehouse.open_warehouse(settings)
+    stored: Counter = Counter()
+    duplicates: Counter = Counter()
     with broker_for(settings) as bootstrap:
-        async with Pipeline(settings, bootstrap, client) as pipe:
-            if total_bytes >= child_process_min_bytes:
-                published = await _publish_in_child_process(settings, bootstrap, pipe, files, progress)
-            else:
+        if total_bytes >= child_process_min_bytes:
+            if segment_lines == "auto":
+                segment_lines = None if settings.kafka_bootstrap else settings.replay_segment_lines
+            published = await _replay_with_child(settings, bootstrap, client, files, progress, stored, duplicates,
+                                                 segment_lines)
+        else:
+            async with Pipeline(settings, bootstrap, client) as pipe:
                 published = await _publish_here(settings, pipe, files, progress)
 
-            def tick() -> None:
-                stored = pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
-                frac = 0.9 + 0.1 * stored / max(1, published.published)
-                progress.update(published.read, min(frac, 0.999), note="writing to the warehouse")
+                def tick() -> None:
+                    written = pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
+                    frac = 0.9 + 0.1 * written / max(1, published.published)
+                    progress.update(published.read, min(frac, 0.999), note="writing to the warehouse")
 
-            await pipe.drain(published.tracker, on_tick=tick)
-            summary.read = published.read
-            summary.rejected = published.rejected
-            summary.first_rejections = published.first
-            summary.accepted = pipe.raw_sink.stored.total()
-            summary.duplicates = pipe.raw_sink.duplicates.total()
-            summary.accepted_by_type = dict(sorted(pipe.raw_sink.stored.items()))
-            summary.top_reasons = Counter(published.reasons).most_common(5)
+                await pipe.drain(published.tracker, on_tick=tick)
+                stored.update(pipe.raw_sink.stored)
+                duplicates.update(pipe.raw_sink.duplicates)
+    summary.read = published.read
+    summary.rejected = published.rejected
+    summary.first_rejections = published.first
+    summary.accepted = stored.total()
+    summary.duplicates = duplicates.total()
+    summary.accepted_by_type = dict(sorted(stored.items()))
+    summary.top_reasons = Counter(published.reasons).most_common(5)
     summary.seconds = time.monotonic() - started
     progress.finish(note="done")
     return summary
