@@ -117,8 +117,8 @@ class StageRunner:
         consumer = AIOKafkaConsumer(
             *([] if self.assign_all else self.stage.topics), bootstrap_servers=self.bootstrap,
             group_id=self.stage.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
-            fetch_max_bytes=64 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=2 << 20,
+            fetch_max_bytes=8 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
         )
         await consumer.start()
         if self.assign_all:
