@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench schemas clean lint report dashboards
+.PHONY: run test install bench bench-10m schemas clean lint report dashboards
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/leadflow bench
+
+# adds the 10M-event warehouse: its replay (~25 min, once; kept in var/bench) gives the peak RSS at 10M
+bench-10m: $(STAMP)
+	$(VENV)/bin/leadflow bench --query-sizes 1000000,10000000
 
 schemas: $(STAMP)
 	$(VENV)/bin/leadflow schemas export
