@@ -9,7 +9,11 @@
 -- Rows: every campaign_id of any ad_spend or touch, all time (M8); touches,
 -- leads and credits without a campaign land in no row (A4). The row's channel
 -- is the channel of its earliest (date, occurred_at, event_id) spend row, else
--- of its first (touch_at, event_id) touch.
+-- of its first (touch_at, event_id) touch. Converted leads need the person:
+-- the current identity keys of converting persons (persons with a winning deal)
+-- are resolved on person_keys_n (0008, hashed person_keys; exact: the newest
+-- version of every candidate key, as the persons view) and joined to leads and
+-- deals by key; leads of everybody else are only counted.
 SELECT
     key AS campaign_id,
     if(spend_channel != '', spend_channel, touch_channel) AS channel,
@@ -52,20 +56,37 @@ FROM
 
         UNION ALL
 
-        -- campaigns of touches and the channel of their first touch (M8)
+        -- campaigns of touches and the channel of their first touch (M8), by
+        -- (touch_at, event_id); clicks come pre-aggregated per (campaign, channel)
         SELECT
             campaign_id,
             '',
-            -- by (touch_at, event_id); a sortable string key is ~2x faster than a tuple
-            argMin(toString(channel), concat(leftPad(hex(toUInt64(toUnixTimestamp64Milli(touch_at))), 16, '0'), event_id)),
+            argMin(channel, first),
             toDecimal128(0, 6),
             toUInt64(0),
             toUInt64(0),
             toUInt64(0),
             toFloat64(0),
             toFloat64(0)
-        FROM touches
-        WHERE campaign_id != ''
+        FROM
+        (
+            SELECT campaign_id, toString(channel) AS channel, minMerge(first) AS first
+            FROM click_firsts
+            WHERE campaign_id != ''
+            GROUP BY campaign_id, channel
+            UNION ALL
+            SELECT campaign_id, channel, (lead_at, event_id)
+            FROM lead_winners
+            WHERE campaign_id != ''
+            UNION ALL
+            SELECT campaign_id, toString(channel), (assumeNotNull(started_at), started_event_id)
+            FROM conversations
+            WHERE campaign_id != ''
+            UNION ALL
+            SELECT campaign_id, 'call', (started_at, event_id)
+            FROM call_winners
+            WHERE direction = 'inbound' AND campaign_id != ''
+        )
         GROUP BY campaign_id
 
         UNION ALL
@@ -97,14 +118,32 @@ FROM
 
         UNION ALL
 
-        -- leads in the period, converted when their person won a deal in [lead_at, lead_at + window]
+        -- leads in the period (whoever the person)
+        SELECT
+            campaign_id,
+            '',
+            '',
+            toDecimal128(0, 6),
+            toUInt64(0),
+            toUInt64(1),
+            toUInt64(0),
+            toFloat64(0),
+            toFloat64(0)
+        FROM lead_winners
+        WHERE campaign_id != ''
+          AND toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
+
+        UNION ALL
+
+        -- leads of converting persons in the period, converted when their person
+        -- won a deal in [lead_at, lead_at + window]
         SELECT
             l.1,
             '',
             '',
             toDecimal128(0, 6),
             toUInt64(0),
-            toUInt64(1),
+            toUInt64(0),
             toUInt64(arrayExists(w -> w >= l.2 AND w <= addMilliseconds(l.2, {conversion_window_ms:Int64}), won)),
             toFloat64(0),
             toFloat64(0)
@@ -115,11 +154,7 @@ FROM
                 groupArrayIf(at, kind = 'deal') AS won
             FROM
             (
-                SELECT
-                    p.person_id AS person,
-                    f.kind AS kind,
-                    f.at AS at,
-                    f.campaign_id AS campaign_id
+                SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.campaign_id AS campaign_id
                 FROM
                 (
                     SELECT 'lead' AS kind, identity_key, lead_at AS at, campaign_id
@@ -130,20 +165,50 @@ FROM
                     SELECT 'deal', identity_key, won_at, ''
                     FROM deal_winners
                 ) AS f
-                LEFT JOIN
+                INNER JOIN
                 (
-                    -- the identity keys of converting persons (all their keys)
-                    SELECT identity_key, person_id
-                    FROM persons
-                    WHERE person_id IN
+                    -- the current identity keys of converting persons (persons with a winning deal)
+                    SELECT kk.1 AS k_key_h, kk.2 AS k_key_n, c_person AS k_person
+                    FROM
                     (
-                        SELECT person_id
-                        FROM persons
-                        WHERE identity_key IN (SELECT identity_key FROM deal_winners)
+                        SELECT
+                            c_person,
+                            groupArray((c_key_h, c_key_n)) AS c_keys,
+                            arrayFlatten(groupArray(key_won)) AS won
+                        FROM
+                        (
+                            SELECT v.c_key_h AS c_key_h, v.c_key_n AS c_key_n, v.c_person AS c_person, d.key_won AS key_won
+                            FROM
+                            (
+                                SELECT key_h AS c_key_h, key_n AS c_key_n, argMax(person_n, version) AS c_person
+                                FROM person_keys_n
+                                WHERE key_h IN
+                                (
+                                    SELECT key_h
+                                    FROM person_keys_n
+                                    WHERE person_h IN
+                                    (
+                                        SELECT person_h
+                                        FROM person_keys_n
+                                        WHERE key_h IN (SELECT cityHash64(identity_key) FROM deal_winners)
+                                    )
+                                )
+                                GROUP BY key_h, key_n
+                            ) AS v
+                            LEFT JOIN
+                            (
+                                SELECT cityHash64(identity_key) AS d_key_h, murmurHash3_128(identity_key) AS d_key_n,
+                                       groupArray(won_at) AS key_won
+                                FROM deal_winners
+                                GROUP BY identity_key
+                            ) AS d ON d.d_key_h = v.c_key_h AND d.d_key_n = v.c_key_n
+                        )
+                        GROUP BY c_person
+                        HAVING c_person != murmurHash3_128('') AND notEmpty(won)
                     )
-                ) AS p ON p.identity_key = f.identity_key
-                -- leads of persons who never converted share the person '' (no deals)
-                WHERE f.kind = 'lead' OR p.person_id != ''
+                    ARRAY JOIN c_keys AS kk
+                ) AS p ON p.k_key_h = cityHash64(f.identity_key)
+                WHERE murmurHash3_128(f.identity_key) = p.k_key_n
             )
             GROUP BY person
         )

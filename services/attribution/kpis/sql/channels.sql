@@ -6,17 +6,20 @@
 --   model                 String  attribution model of conversions and revenue
 --   conversion_window_ms  Int64   converted_leads window after the lead (M5)
 --
--- Shape: three sources aggregated to (channel, partial sums), unioned, summed
--- per channel. The row set is all-time (M2): a source row outside the period
--- still creates its channel row, with zero or null figures.
+-- Shape: sources aggregated to (channel, partial sums), unioned, summed per
+-- channel. The row set is all-time (M2): a source row outside the period still
+-- creates its channel row, with zero or null figures.
 --   1. ad spend winners (spend; channel rows of spend)
 --   2. attribution credits of the model (conversions, revenue; the (none) row)
---   3. per person: leads and converted leads (by the lead's channel), customers
---      and ltv (by the channel of the person's first-ever touch), channel rows of
---      touches. Facts are resolved to persons with one hash join on the keys of
---      converting persons only (persons with a winning deal): every other fact
---      falls in the group of person '', which converts nothing. A fact whose
---      identity key has no person has no person (no conversion, customer or ltv).
+--   3. lead winners (leads in the period; channel rows of leads), and the channel
+--      rows of the other touches (clicks from click_firsts, migration 0008)
+--   4. per converting person (a person with a winning deal): converted leads (by
+--      the lead's channel), customers and ltv (by the channel of the person's
+--      first-ever touch). The current identity keys of converting persons are
+--      resolved on person_keys_n (0008, hashed person_keys; exact: the newest
+--      version of every candidate key, as the persons view) and the facts join
+--      them by key. Nobody else converts, so nobody else needs a person. A fact
+--      whose identity key has no person has no person (no conversion, customer or ltv).
 SELECT
     key AS channel,
     if(spend_rows = 0, NULL, toFloat64(spend_sum)) AS spend,
@@ -89,31 +92,58 @@ FROM
 
         UNION ALL
 
-        -- 3. per person
+        -- 3. leads in the period (whoever the person) and the channel rows of touches (M2)
+        SELECT
+            channel,
+            toDecimal128(0, 6),
+            toUInt64(0),
+            toUInt64(countIf(toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32})),
+            toUInt64(0),
+            toFloat64(0),
+            toFloat64(0),
+            toUInt64(0),
+            toDecimal128(0, 6),
+            toUInt64(0)
+        FROM lead_winners
+        GROUP BY channel
+
+        UNION ALL
+
+        SELECT
+            ch,
+            toDecimal128(0, 6), toUInt64(0), toUInt64(0), toUInt64(0), toFloat64(0), toFloat64(0),
+            toUInt64(0), toDecimal128(0, 6), toUInt64(0)
+        FROM
+        (
+            SELECT DISTINCT toString(channel) AS ch FROM click_firsts
+            UNION ALL
+            SELECT DISTINCT toString(channel) FROM conversations
+            UNION ALL
+            SELECT 'call' FROM call_winners WHERE direction = 'inbound' LIMIT 1
+        )
+
+        UNION ALL
+
+        -- 4. per converting person
         SELECT
             c.1 AS key,
             toDecimal128(0, 6),
             toUInt64(0),
+            toUInt64(0),
             c.2,
+            toFloat64(0),
+            toFloat64(0),
             c.3,
-            toFloat64(0),
-            toFloat64(0),
             c.4,
-            c.5,
-            c.6
+            c.5
         FROM
         (
             SELECT
                 arrayJoin(arrayConcat(
-                    -- leads in the period, converted when the person won a deal in [lead_at, lead_at + window]
-                    arrayMap(l -> CAST((l.1, 1, arrayExists(w -> w >= l.2 AND w <= addMilliseconds(l.2, {conversion_window_ms:Int64}), won), 0, 0, 0),
-                                       'Tuple(String, UInt64, UInt64, UInt64, Decimal(38, 6), UInt64)'), period_leads),
-                    -- a converting person: customer when the first conversion is in the period; ltv all time (M6, M7)
-                    if(empty(won), CAST([], 'Array(Tuple(String, UInt64, UInt64, UInt64, Decimal(38, 6), UInt64))'),
-                       [CAST((first_channel, 0, 0, toDate32(arrayMin(won)) >= {date_from:Date32} AND toDate32(arrayMin(won)) < {date_to:Date32}, value, 1),
-                             'Tuple(String, UInt64, UInt64, UInt64, Decimal(38, 6), UInt64)')]),
-                    -- the channel rows of touches (M2)
-                    arrayMap(ch -> CAST((ch, 0, 0, 0, 0, 0), 'Tuple(String, UInt64, UInt64, UInt64, Decimal(38, 6), UInt64)'), touch_channels)
+                    arrayMap(l -> CAST((l.1, arrayExists(w -> w >= l.2 AND w <= addMilliseconds(l.2, {conversion_window_ms:Int64}), won), 0, 0, 0),
+                                       'Tuple(String, UInt64, UInt64, Decimal(38, 6), UInt64)'), period_leads),
+                    [CAST((first_channel, 0, toDate32(arrayMin(won)) >= {date_from:Date32} AND toDate32(arrayMin(won)) < {date_to:Date32}, value, 1),
+                          'Tuple(String, UInt64, UInt64, Decimal(38, 6), UInt64)')]
                 )) AS c
             FROM
             (
@@ -121,28 +151,27 @@ FROM
                     person,
                     groupArrayIf(at, kind = 'deal') AS won,
                     sumIf(amount, kind IN ('deal', 'payment')) AS value,
-                    -- first-ever touch by (touch_at, event_id); a sortable string key is ~2x faster than a tuple
-                    if(countIf(kind = 'touch') = 0, '(none)',
-                       argMinIf(channel, concat(leftPad(hex(toUInt64(toUnixTimestamp64Milli(at))), 16, '0'), event_id),
-                                kind = 'touch')) AS first_channel,
-                    groupUniqArrayIf(channel, kind = 'touch') AS touch_channels,
+                    if(countIf(kind = 'touch') = 0, '(none)', argMinIf(channel, (at, event_id), kind = 'touch')) AS first_channel,
                     groupArrayIf((channel, at), kind = 'lead') AS period_leads
                 FROM
                 (
-                    SELECT
-                        p.person_id AS person,
-                        f.kind AS kind,
-                        f.at AS at,
-                        f.event_id AS event_id,
-                        f.channel AS channel,
-                        f.amount AS amount
+                    SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.event_id AS event_id, f.channel AS channel, f.amount AS amount
                     FROM
                     (
-                        SELECT 'touch' AS kind, identity_key, touch_at AS at, event_id, toString(channel) AS channel,
-                               toDecimal128(0, 6) AS amount
-                        FROM touches
+                        SELECT 'touch' AS kind, identity_key, clicked_at AS at, event_id, toString(channel) AS channel, toDecimal128(0, 6) AS amount
+                        FROM clicks
                         UNION ALL
-                        SELECT 'lead', identity_key, lead_at, event_id, toString(channel), toDecimal128(0, 6)
+                        SELECT 'touch', identity_key, lead_at, event_id, channel, toDecimal128(0, 6)
+                        FROM lead_winners
+                        UNION ALL
+                        SELECT 'touch', identity_key, assumeNotNull(started_at), started_event_id, toString(channel), toDecimal128(0, 6)
+                        FROM conversations
+                        UNION ALL
+                        SELECT 'touch', identity_key, started_at, event_id, 'call', toDecimal128(0, 6)
+                        FROM call_winners
+                        WHERE direction = 'inbound'
+                        UNION ALL
+                        SELECT 'lead', identity_key, lead_at, event_id, channel, toDecimal128(0, 6)
                         FROM lead_winners
                         WHERE toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
                         UNION ALL
@@ -152,21 +181,50 @@ FROM
                         SELECT 'payment', identity_key, paid_at, event_id, '', toDecimal128(amount, 6)
                         FROM payment_winners
                     ) AS f
-                    LEFT JOIN
+                    INNER JOIN
                     (
-                        -- the identity keys of converting persons (all their keys)
-                        SELECT identity_key, person_id
-                        FROM persons
-                        WHERE person_id IN
+                        -- the current identity keys of converting persons (persons with a winning deal)
+                        SELECT kk.1 AS k_key_h, kk.2 AS k_key_n, c_person AS k_person
+                        FROM
                         (
-                            SELECT person_id
-                            FROM persons
-                            WHERE identity_key IN (SELECT identity_key FROM deal_winners)
+                            SELECT
+                                c_person,
+                                groupArray((c_key_h, c_key_n)) AS c_keys,
+                                arrayFlatten(groupArray(key_won)) AS won
+                            FROM
+                            (
+                                SELECT v.c_key_h AS c_key_h, v.c_key_n AS c_key_n, v.c_person AS c_person, d.key_won AS key_won
+                                FROM
+                                (
+                                    SELECT key_h AS c_key_h, key_n AS c_key_n, argMax(person_n, version) AS c_person
+                                    FROM person_keys_n
+                                    WHERE key_h IN
+                                    (
+                                        SELECT key_h
+                                        FROM person_keys_n
+                                        WHERE person_h IN
+                                        (
+                                            SELECT person_h
+                                            FROM person_keys_n
+                                            WHERE key_h IN (SELECT cityHash64(identity_key) FROM deal_winners)
+                                        )
+                                    )
+                                    GROUP BY key_h, key_n
+                                ) AS v
+                                LEFT JOIN
+                                (
+                                    SELECT cityHash64(identity_key) AS d_key_h, murmurHash3_128(identity_key) AS d_key_n,
+                                           groupArray(won_at) AS key_won
+                                    FROM deal_winners
+                                    GROUP BY identity_key
+                                ) AS d ON d.d_key_h = v.c_key_h AND d.d_key_n = v.c_key_n
+                            )
+                            GROUP BY c_person
+                            HAVING c_person != murmurHash3_128('') AND notEmpty(won)
                         )
-                    ) AS p ON p.identity_key = f.identity_key
-                    -- deals and payments count only for a person; touches and leads of
-                    -- everybody else share the person '' (rows and lead counts only)
-                    WHERE f.kind IN ('touch', 'lead') OR p.person_id != ''
+                        ARRAY JOIN c_keys AS kk
+                    ) AS p ON p.k_key_h = cityHash64(f.identity_key)
+                    WHERE murmurHash3_128(f.identity_key) = p.k_key_n
                 )
                 GROUP BY person
             )

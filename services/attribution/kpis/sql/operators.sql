@@ -11,7 +11,8 @@
 -- message in it (handled, messages, frt, sla, art, concurrency interval) plus
 -- one per transfer (credited to from_operator_id); each inbound answered call
 -- one item for its operator. Items look up the winning deals of their person
--- (a hash join on the identity keys of converting persons only) to flag
+-- (a hash join on the identity keys of converting persons only, resolved on
+-- person_keys_n, migration 0008) to flag
 -- conversions within the window, then are summed per operator together with
 -- the survey responses. Items of conversations and calls started outside the
 -- period only create rows (O1).
@@ -151,34 +152,50 @@ FROM
             ) AS i
             LEFT JOIN
             (
-                -- every identity key of a converting person -> the won_at of all the person's deals
-                SELECT arrayJoin(keys) AS identity_key, won
+                -- every current identity key of a converting person -> the won_at of all the
+                -- person's deals. Persons are resolved on person_keys_n (0008): candidate keys
+                -- are those of every person a deal key ever belonged to, then each candidate
+                -- key takes its newest version (as the persons view).
+                SELECT kk.1 AS k_key_h, kk.2 AS k_key_n, won
                 FROM
                 (
-                    SELECT groupArray(identity_key) AS keys, arrayFlatten(groupArray(key_won)) AS won
+                    SELECT
+                        c_person,
+                        groupArray((c_key_h, c_key_n)) AS c_keys,
+                        arrayFlatten(groupArray(key_won)) AS won
                     FROM
                     (
-                        SELECT identity_key, max(person_id) AS person_id, groupArrayIf(at, kind = 'deal') AS key_won
+                        SELECT v.c_key_h AS c_key_h, v.c_key_n AS c_key_n, v.c_person AS c_person, d.key_won AS key_won
                         FROM
                         (
-                            SELECT 'key' AS kind, identity_key, person_id, toDateTime64(0, 3, 'UTC') AS at
-                            FROM persons
-                            WHERE person_id IN
+                            SELECT key_h AS c_key_h, key_n AS c_key_n, argMax(person_n, version) AS c_person
+                            FROM person_keys_n
+                            WHERE key_h IN
                             (
-                                SELECT person_id
-                                FROM persons
-                                WHERE identity_key IN (SELECT identity_key FROM deal_winners)
+                                SELECT key_h
+                                FROM person_keys_n
+                                WHERE person_h IN
+                                (
+                                    SELECT person_h
+                                    FROM person_keys_n
+                                    WHERE key_h IN (SELECT cityHash64(identity_key) FROM deal_winners)
+                                )
                             )
-                            UNION ALL
-                            SELECT 'deal', identity_key, '', won_at
+                            GROUP BY key_h, key_n
+                        ) AS v
+                        LEFT JOIN
+                        (
+                            SELECT cityHash64(identity_key) AS d_key_h, murmurHash3_128(identity_key) AS d_key_n,
+                                   groupArray(won_at) AS key_won
                             FROM deal_winners
-                        )
-                        GROUP BY identity_key
+                            GROUP BY identity_key
+                        ) AS d ON d.d_key_h = v.c_key_h AND d.d_key_n = v.c_key_n
                     )
-                    WHERE person_id != ''
-                    GROUP BY person_id
+                    GROUP BY c_person
+                    HAVING c_person != murmurHash3_128('') AND notEmpty(won)
                 )
-            ) AS k ON k.identity_key = i.identity_key
+                ARRAY JOIN c_keys AS kk
+            ) AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
         )
 
         UNION ALL
