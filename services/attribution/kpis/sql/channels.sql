@@ -152,33 +152,34 @@ FROM
                     groupArrayIf(at, kind = 'deal') AS won,
                     sumIf(amount, kind IN ('deal', 'payment')) AS value,
                     if(countIf(kind = 'touch') = 0, '(none)', argMinIf(channel, (at, event_id), kind = 'touch')) AS first_channel,
-                    groupArrayIf((channel, at), kind = 'lead') AS period_leads
+                    groupArrayIf((channel, at), period_lead = 1) AS period_leads
                 FROM
                 (
-                    SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.event_id AS event_id, f.channel AS channel, f.amount AS amount
+                    SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.event_id AS event_id, f.channel AS channel, f.amount AS amount,
+                           f.period_lead AS period_lead
                     FROM
                     (
-                        SELECT 'touch' AS kind, identity_key, clicked_at AS at, event_id, toString(channel) AS channel, toDecimal128(0, 6) AS amount
+                        SELECT 'touch' AS kind, identity_key, clicked_at AS at, event_id, toString(channel) AS channel,
+                               toDecimal128(0, 6) AS amount, toUInt8(0) AS period_lead
                         FROM clicks
                         UNION ALL
-                        SELECT 'touch', identity_key, lead_at, event_id, channel, toDecimal128(0, 6)
+                        -- a winning lead is a touch, and a lead of the period when in the period
+                        SELECT 'touch', identity_key, lead_at, event_id, channel, toDecimal128(0, 6),
+                               toUInt8(toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32})
                         FROM lead_winners
                         UNION ALL
-                        SELECT 'touch', identity_key, assumeNotNull(started_at), started_event_id, toString(channel), toDecimal128(0, 6)
+                        SELECT 'touch', identity_key, assumeNotNull(started_at), started_event_id, toString(channel),
+                               toDecimal128(0, 6), toUInt8(0)
                         FROM conversations
                         UNION ALL
-                        SELECT 'touch', identity_key, started_at, event_id, 'call', toDecimal128(0, 6)
+                        SELECT 'touch', identity_key, started_at, event_id, 'call', toDecimal128(0, 6), toUInt8(0)
                         FROM call_winners
                         WHERE direction = 'inbound'
                         UNION ALL
-                        SELECT 'lead', identity_key, lead_at, event_id, channel, toDecimal128(0, 6)
-                        FROM lead_winners
-                        WHERE toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
-                        UNION ALL
-                        SELECT 'deal', identity_key, won_at, event_id, '', toDecimal128(revenue, 6)
+                        SELECT 'deal', identity_key, won_at, event_id, '', toDecimal128(revenue, 6), toUInt8(0)
                         FROM deal_winners
                         UNION ALL
-                        SELECT 'payment', identity_key, paid_at, event_id, '', toDecimal128(amount, 6)
+                        SELECT 'payment', identity_key, paid_at, event_id, '', toDecimal128(amount, 6), toUInt8(0)
                         FROM payment_winners
                     ) AS f
                     INNER JOIN

@@ -34,15 +34,13 @@ SELECT
     converted / nullIf(handled, 0) AS operator_conversion_rate,
     -- sweep over the intervals (O5): at one instant, ends of non-empty intervals
     -- come before starts, and ends of empty intervals after them; the answer is
-    -- the highest running count right after a start
-    toInt64(if(empty(intervals), 0, arrayMax(arrayFilter(
-        (n, ev) -> ev.2 = 1,
-        arrayCumSum(arrayMap(ev -> ev.3, arraySort(arrayConcat(
-            arrayMap(i -> (i.2, if(i.2 = i.1, 2, 0), -1), intervals),
-            arrayMap(i -> (i.1, 1, 1), intervals))))),
-        arraySort(arrayConcat(
-            arrayMap(i -> (i.2, if(i.2 = i.1, 2, 0), -1), intervals),
-            arrayMap(i -> (i.1, 1, 1), intervals))))))) AS max_concurrency
+    -- the highest running count right after a start. Each event is one Int64,
+    -- ms * 4 + order (0 end, 1 start, 2 end of an empty interval), so a numeric
+    -- sort orders them by (instant, order)
+    toInt64(if(empty(ev_keys), 0, arrayMax(arrayFilter(
+        (n, k) -> bitAnd(k, 3) = 1,
+        arrayCumSum(arrayMap(k -> if(bitAnd(k, 3) = 1, 1, -1), arraySort(ev_keys))),
+        arraySort(ev_keys))))) AS max_concurrency
 FROM
 (
     SELECT
@@ -59,7 +57,9 @@ FROM
         sum(sla_ok) AS sla_ok,
         sum(art_sum) AS art_sum,
         sum(art_n) AS art_n,
-        groupArrayIf((b, e), is_handled = 1) AS intervals,
+        arrayConcat(
+            groupArrayIf(toUnixTimestamp64Milli(b) * 4 + 1, is_handled = 1),
+            groupArrayIf(toUnixTimestamp64Milli(e) * 4 + if(e = b, 2, 0), is_handled = 1)) AS ev_keys,
         sum(csat_n) AS csat_n,
         sum(csat_ok) AS csat_ok,
         sum(nps_n) AS nps_n,
