@@ -84,7 +84,16 @@ FROM
             WHERE campaign_id != ''
             UNION ALL
             SELECT campaign_id, 'call', (started_at, event_id)
-            FROM call_winners
+            FROM
+            (
+                -- the winners (as call_winners) of the calls that have an inbound row with a
+                -- campaign: every inbound winner with a campaign is one of them
+                SELECT call_id, direction, campaign_id, started_at, event_id
+                FROM calls
+                WHERE call_id IN (SELECT call_id FROM calls WHERE direction = 'inbound' AND campaign_id != '')
+                ORDER BY call_id, occurred_at DESC, event_id DESC
+                LIMIT 1 BY call_id
+            )
             WHERE direction = 'inbound' AND campaign_id != ''
         )
         GROUP BY campaign_id
