@@ -35,12 +35,13 @@ ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stag
 
 class Pipeline:
     def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True,
-                 stages: tuple[str, ...] = ALL_STAGES, resume: bool = True):
+                 stages: tuple[str, ...] = ALL_STAGES, resume: bool = True, identity_graph=None):
         """`single_process`: this process is the only consumer of the topics and runs every stage
         (embedded runs, replay, serve); it takes all partitions directly and resumes unfinished work.
         False for workers (`leadflow worker`) that run some `stages` in consumer groups shared with
         other workers. `resume`: a single-process pipeline first resumes work an earlier run left
-        unfinished (False when this process just drained the previous topics itself)."""
+        unfinished (False when this process just drained the previous topics itself), and
+        `identity_graph` hands over that drained pipeline's graph instead of loading it again."""
         if single_process and tuple(stages) != ALL_STAGES:
             raise ValueError("a single-process pipeline runs every stage")
         unknown = set(stages) - set(ALL_STAGES)
@@ -49,6 +50,7 @@ class Pipeline:
         self.stages = tuple(stages)
         self.single_process = single_process
         self.resume = resume
+        self.identity_graph = identity_graph
         self.settings = settings
         self.bootstrap = bootstrap
         self.client = client
@@ -63,7 +65,8 @@ class Pipeline:
         build = {
             Stages.WAREHOUSE_SINK: lambda: RawEventSink(self.client, self.producer, self.topics),
             Stages.DEADLETTER_SINK: lambda: DeadLetterSink(self.client, self.topics),
-            Stages.ENRICH: lambda: EnrichStage(self.client, self.producer, self.topics, self.settings),
+            Stages.ENRICH: lambda: EnrichStage(self.client, self.producer, self.topics, self.settings,
+                                               self.identity_graph),
             Stages.ATTRIBUTION: lambda: AttributionStage(self.client, self.topics, self.settings),
         }
         built = {name: build[name]() for name in self.stages}

@@ -114,6 +114,22 @@ def test_a_replay_in_segments_stores_the_same_and_deletes_its_topics(settings, c
     assert asyncio.run(topics()) == []
 
 
+def test_people_linked_across_segments_are_one_person(settings, client, tmp_path):
+    # event i carries values K_i and K_(i+1) (K_j a visitor id for even j, an email for odd j):
+    # 30 events chain 31 values into one person across three segments of 10 lines
+    def value(j: int) -> tuple[str, str]:
+        return ("visitor_id", f"v-{j}") if j % 2 == 0 else ("email", f"p{j}@example.org")
+
+    lines = [json.dumps({"event_id": f"chain-{i}", "type": "lead", "occurred_at": f"2026-05-01T10:{i:02d}:00Z",
+                         "source": "test", "identity": dict([value(i), value(i + 1)]), "lead_id": f"L-{i}",
+                         "channel": "organic"}) for i in range(30)]
+    path = tmp_path / "chain.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    summary = asyncio.run(replay(settings, [path], show_progress=False, child_process_min_bytes=0, segment_lines=10))
+    assert summary.accepted == 30
+    assert client.query("SELECT count(), uniqExact(person_id) FROM persons").result_rows == [(31, 1)]
+
+
 def test_dead_letters_keep_original_bytes_and_reasons(settings, client, mixed_file):
     path, *_ = mixed_file
     asyncio.run(replay(settings, [path], show_progress=False))

@@ -42,15 +42,20 @@ def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[c
 class EnrichStage:
     name = Stages.ENRICH
 
-    def __init__(self, client: Client, producer: AIOKafkaProducer, topics: Topics, settings: Settings):
+    def __init__(self, client: Client, producer: AIOKafkaProducer, topics: Topics, settings: Settings,
+                 graph: IdentityGraph | None = None):
+        """`graph`: the graph of a pipeline this process ran before on the same warehouse and
+        drained (a replay in segments); otherwise it is loaded from the warehouse."""
         self.group_id = topics.group(self.name)
         self.topics = [topics.stored]
         self.changed_topic = topics.persons_changed
         self.client = client
         self.producer = producer
         self.settings = settings
-        self.graph = IdentityGraph()
-        self.graph.load(client)
+        if graph is None:
+            graph = IdentityGraph()
+            graph.load(client)
+        self.graph = graph
         self.emitted = OffsetTracker()
         self.missed_after = timedelta(hours=settings.missed_after_hours)
         self.business = business_metrics.EnrichMetrics(settings)

@@ -201,12 +201,13 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
     child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines),
                         daemon=True)
     child.start()
+    graph = None
     try:
         for segment in itertools.count():
             topics_of = settings if segment == 0 else \
                 settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.s{segment}"})
-            # later segments start where the previous one was drained: nothing to resume
-            async with Pipeline(topics_of, bootstrap, client, resume=segment == 0) as pipe:
+            # later segments start where the previous one was drained: nothing to resume, same graph
+            async with Pipeline(topics_of, bootstrap, client, resume=segment == 0, identity_graph=graph) as pipe:
                 to_child.put(("go", topics_of.topic_prefix))
                 report = await _next_report(child, to_parent, pipe, progress)
                 tick = None
@@ -220,8 +221,10 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
                 await pipe.drain(_tracker(report[1]), on_tick=tick)
                 stored.update(pipe.raw_sink.stored)
                 duplicates.update(pipe.raw_sink.duplicates)
+                graph = pipe.enrich.graph
             if segment_lines:
                 await delete_topics(bootstrap, pipe.topics.all())
+            del pipe  # its stages and buffers go before the next segment's are built
             if report[0] == "done":
                 break
     finally:
