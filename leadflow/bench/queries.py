@@ -10,7 +10,7 @@ from services.attribution.kpis.query import GROUPINGS, compute_kpis
 
 
 def measure_queries(settings: Settings, repeats: int = 5, model: str = "linear") -> dict:
-    client = warehouse.connect(settings)
+    client = warehouse.open_warehouse(settings)  # a kept warehouse may predate a migration the SQL needs
     events = client.query("SELECT count() FROM raw_events").result_rows[0][0]
     out: dict = {"events_in_warehouse": events}
     for grouping in GROUPINGS:
