@@ -82,7 +82,7 @@ def test_links_match_the_reference_in_random_batches(seed):
     for person, keys in ref.keys_of.items():
         root = graph.lookup([min(keys)])[min(keys)]
         assert {graph.key_of(n) for n in graph.members(int(graph.nodes.owner[root]))} == keys
-        assert graph.person_of(min(keys)) == person
+        assert graph.persons_of([min(keys)]) == {min(keys): person}
 
 
 @pytest.mark.parametrize("page", [37, 500_000])

@@ -50,11 +50,6 @@ def parse_key(key: str) -> tuple[int, int, int]:
     return code, int(digest[:16], 16), int(digest[16:], 16)
 
 
-def person_id_for(first_key: str) -> str:
-    _, _, digest = first_key.partition(":")
-    return f"p-{digest[:20]}"
-
-
 @dataclass
 class LinkResult:
     changed_keys: dict[str, str] = field(default_factory=dict)  # identity_key -> new person_id
@@ -155,10 +150,6 @@ class IdentityGraph:
         found = self._find(parsed[:, 0].astype(np.uint8), parsed[:, 1], parsed[:, 2])
         return {k: int(n) for k, n in zip(keys, found.tolist()) if n >= 0}
 
-    def person_of(self, key: str) -> str | None:
-        node = self.lookup([key]).get(key)
-        return None if node is None else self.person_id_of(node)
-
     def persons_of(self, keys: list[str]) -> dict[str, str]:
         return {k: self.person_id_of(n) for k, n in self.lookup(keys).items()}
 
@@ -241,7 +232,8 @@ class IdentityGraph:
         self._index(np.arange(first_new, self.nodes.n))
         return result
 
-    def _new_node(self, key: str) -> int:
+    def _new_node(self, key: str, person: int | None) -> int:
+        """A node for a new value: it joins `person` (a root), or founds a person when None."""
         kind, hi, lo = parse_key(key)
         nd = self.nodes
         node = nd.n
@@ -251,35 +243,32 @@ class IdentityGraph:
         nd.nxt[node] = node
         nd.size[node] = 1
         nd.suffix[node] = 0
+        if person is not None:
+            nd.owner[node] = person
+            self._splice(person, node, 1)
         return node
 
     def _link(self, keys: list[str], node_of: dict[str, int], result: LinkResult) -> None:
         nd = self.nodes
         roots = {int(nd.owner[node_of[k]]) for k in keys if k in node_of}
-        if not roots:
-            target = self._new_node(keys[0])
-            node_of[keys[0]] = target
-            result.changed_keys[keys[0]] = self.person_id_of(target)
-        else:
+        target = None
+        if roots:
             ids = {root: self.person_id_of(root) for root in roots}
             target = min(roots, key=lambda r: (-int(nd.size[r]), ids[r]))
-            target_id = ids[target]
             for other in roots - {target}:
                 moved = self.members(other)
                 for node in moved:
                     nd.owner[node] = target
-                    result.changed_keys[self.key_of(node)] = target_id
+                    result.changed_keys[self.key_of(node)] = ids[target]
                 self._splice(target, other, len(moved))
                 result.absorbed.add(ids[other])
-        target_id = self.person_id_of(target)
+        # unknown values join the target; without one, the first (keys[0]: sorted, all unknown) founds it
         for k in keys:
             if k not in node_of:
-                node = self._new_node(k)
-                nd.owner[node] = target
-                nd.size[node] = 0
-                self._splice(target, node, 1)
-                node_of[k] = node
-                result.changed_keys[k] = target_id
+                node_of[k] = node = self._new_node(k, target)
+                if target is None:
+                    target = node
+                result.changed_keys[k] = self.person_id_of(target)
 
     def _splice(self, target: int, other: int, count: int) -> None:
         """Join the circular member list of `other` into `target`'s."""
