@@ -35,13 +35,13 @@ ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stag
 
 class Pipeline:
     def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True,
-                 stages: tuple[str, ...] = ALL_STAGES, resume: bool = True, identity_graph=None):
+                 stages: tuple[str, ...] = ALL_STAGES, identity_graph=None):
         """`single_process`: this process is the only consumer of the topics and runs every stage
         (embedded runs, replay, serve); it takes all partitions directly and resumes unfinished work.
         False for workers (`leadflow worker`) that run some `stages` in consumer groups shared with
-        other workers. `resume`: a single-process pipeline first resumes work an earlier run left
-        unfinished (False when this process just drained the previous topics itself), and
-        `identity_graph` hands over that drained pipeline's graph instead of loading it again."""
+        other workers. `identity_graph`: the graph of a single-process pipeline this process just
+        drained on the same warehouse (a replay in segments); it is taken over instead of loaded,
+        and nothing is left unfinished to resume."""
         if single_process and tuple(stages) != ALL_STAGES:
             raise ValueError("a single-process pipeline runs every stage")
         unknown = set(stages) - set(ALL_STAGES)
@@ -49,7 +49,6 @@ class Pipeline:
             raise ValueError(f"unknown stage(s): {', '.join(sorted(unknown))}; one of {', '.join(ALL_STAGES)}")
         self.stages = tuple(stages)
         self.single_process = single_process
-        self.resume = resume
         self.identity_graph = identity_graph
         self.settings = settings
         self.bootstrap = bootstrap
@@ -74,7 +73,7 @@ class Pipeline:
         self.dead_sink = built.get(Stages.DEADLETTER_SINK)
         self.enrich = built.get(Stages.ENRICH)
         self.attribution = built.get(Stages.ATTRIBUTION)
-        if self.single_process and self.resume:
+        if self.single_process and self.identity_graph is None:
             await self._resume()
         for stage in built.values():
             runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,

@@ -162,6 +162,23 @@ async def _publish_here(settings: Settings, pipe: Pipeline, files: list[Path], p
     return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker)
 
 
+async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter,
+                 progress: Progress | None = None, read: int = 0, published: int = 0) -> None:
+    """Wait until the stages have everything produced, then add what the sink stored to the
+    replay's tallies. With `progress`, the last tenth of the bar follows the writes against the
+    `published` events of the whole replay (earlier segments' tallies included)."""
+    tick = None
+    if progress is not None:
+        before = stored.total() + duplicates.total()
+
+        def tick() -> None:
+            written = before + pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
+            progress.update(read, min(0.9 + 0.1 * written / max(1, published), 0.999), note="writing to the warehouse")
+    await pipe.drain(produced, on_tick=tick)
+    stored.update(pipe.raw_sink.stored)
+    duplicates.update(pipe.raw_sink.duplicates)
+
+
 def _tracker(ends: list) -> OffsetTracker:
     tracker = OffsetTracker()
     for topic, partition, end in ends:
@@ -206,21 +223,16 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
         for segment in itertools.count():
             topics_of = settings if segment == 0 else \
                 settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.s{segment}"})
-            # later segments start where the previous one was drained: nothing to resume, same graph
-            async with Pipeline(topics_of, bootstrap, client, resume=segment == 0, identity_graph=graph) as pipe:
+            # later segments take over the graph of the one just drained (and have nothing to resume)
+            async with Pipeline(topics_of, bootstrap, client, identity_graph=graph) as pipe:
                 to_child.put(("go", topics_of.topic_prefix))
                 report = await _next_report(child, to_parent, pipe, progress)
-                tick = None
                 if report[0] == "done":
                     total = report[2]
-                    def tick() -> None:
-                        written = sum(stored.values()) + sum(duplicates.values()) + \
-                            pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
-                        frac = 0.9 + 0.1 * written / max(1, total["published"])
-                        progress.update(total["read"], min(frac, 0.999), note="writing to the warehouse")
-                await pipe.drain(_tracker(report[1]), on_tick=tick)
-                stored.update(pipe.raw_sink.stored)
-                duplicates.update(pipe.raw_sink.duplicates)
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates, progress, total["read"],
+                                 total["published"])
+                else:  # the child's progress goes on with the next segment
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates)
                 graph = pipe.enrich.graph
             if segment_lines:
                 await delete_topics(bootstrap, pipe.topics.all())
@@ -257,15 +269,8 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
         else:
             async with Pipeline(settings, bootstrap, client) as pipe:
                 published = await _publish_here(settings, pipe, files, progress)
-
-                def tick() -> None:
-                    written = pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
-                    frac = 0.9 + 0.1 * written / max(1, published.published)
-                    progress.update(published.read, min(frac, 0.999), note="writing to the warehouse")
-
-                await pipe.drain(published.tracker, on_tick=tick)
-                stored.update(pipe.raw_sink.stored)
-                duplicates.update(pipe.raw_sink.duplicates)
+                await _drain(pipe, published.tracker, stored, duplicates, progress, published.read,
+                             published.published)
     summary.read = published.read
     summary.rejected = published.rejected
     summary.first_rejections = published.first
