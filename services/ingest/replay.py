@@ -147,10 +147,11 @@ def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_
 
 
 class _Published:
-    """What the publishing side produced: the same fields whether it ran here or in a child."""
+    """What the publishing side produced: the same fields whether it ran here or in a child
+    (whose offsets were drained segment by segment, so it hands over no tracker)."""
 
     def __init__(self, read: int, published: int, rejected: int, reasons: dict, first: list[dict],
-                 tracker: OffsetTracker):
+                 tracker: OffsetTracker | None = None):
         self.read, self.published, self.rejected = read, published, rejected
         self.reasons, self.first, self.tracker = reasons, first, tracker
 
@@ -244,8 +245,7 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
         if child.is_alive():
             child.kill()
     record_ingest_metrics(Counter(dict((tuple(k), n) for k, n in total["metric_counts"])))
-    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"],
-                      OffsetTracker())
+    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"])
 
 
 async def replay(settings: Settings, files: list[Path], *, show_progress: bool = True,
