@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from leadflow.bench.rss import child_pids
 from leadflow.cli import SAMPLE_FILE
 
 LEADFLOW = [sys.executable, "-m", "leadflow.cli"]
@@ -72,14 +73,6 @@ def test_replay_sample_on_embedded_default_then_deadletters(tmp_path):
     assert len(json.loads(run(["deadletters", "--format", "json"], tmp_path).stdout)) == 7
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(t) for t in text]
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -94,7 +87,7 @@ def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, int]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert "listening on http://127.0.0.1:" in line, proc.stderr.read() if proc.poll() is not None else line
-    brokers = [c for c in _children(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()]
+    brokers = [c for c in child_pids(proc.pid) if "tansu" in Path(f"/proc/{c}/cmdline").read_text()]
     assert len(brokers) == 1
     return proc, brokers[0]
 

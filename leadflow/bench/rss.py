@@ -22,7 +22,8 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (empty once it is gone)."""
     out: list[int] = []
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -73,7 +74,7 @@ class TreeSampler:
                 pid = stack.pop()
                 role = _role(pid, self.root)
                 seen[role] = seen.get(role, 0.0) + _rss_mb(pid)
-                stack += _children(pid)
+                stack += child_pids(pid)
             for role, mb in seen.items():
                 self.peaks[role] = max(self.peaks.get(role, 0.0), mb)
             self._stop.wait(self.interval)
