@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -15,13 +16,28 @@ from pathlib import Path
 import pytest
 
 from leadflow import warehouse
-from services.attribution.kpis import OUTPUT_KEYS, compute_kpis
+from services.attribution import profiles
+from services.attribution.kpis import OUTPUT_KEYS
+from services.attribution.kpis import compute_kpis as _compute_kpis
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 GROUP_KEY = {"channels": "channel", "campaigns": "campaign_id", "operators": "operator_id", "service": "channel"}
 MONEY_KEYS = {"spend", "cpl", "revenue", "cpa", "ltv", "lost_revenue"}
 UTC = timezone.utc
+
+
+def refresh_profiles(client) -> None:
+    """Recompute every person's profile, as the attribution stage does for the people a
+    batch changed (the facts here are inserted directly, without the pipeline)."""
+    people = [p for (p,) in client.query(
+        "SELECT person_id FROM persons UNION DISTINCT SELECT person_id FROM person_profiles").result_rows]
+    profiles.refresh_profiles(client, people, version=time.time_ns())
+
+
+def compute_kpis(client, settings, grouping, **kwargs):
+    refresh_profiles(client)
+    return _compute_kpis(client, settings, grouping, **kwargs)
 
 
 def ts(s: str) -> datetime:
@@ -705,6 +721,7 @@ def _kpis_cli(settings, monkeypatch, *args: str) -> int:
 
 def test_cli_kpis_formats(client, settings, facts, monkeypatch, capsys):
     load_examples(facts)
+    refresh_profiles(client)
     for grouping in ("channels", "campaigns", "operators", "service"):
         assert _kpis_cli(settings, monkeypatch, grouping, "--format", "json", "--model", "last_touch") == 0
         out = capsys.readouterr().out

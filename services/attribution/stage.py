@@ -1,5 +1,6 @@
-"""The attribution stage: people whose touches, conversions or identity changed
--> the credits of every conversion of theirs, under every model.
+"""The attribution stage: people whose touches, conversions, payments or identity
+changed -> the credits of every conversion of theirs, under every model, and
+their profile (services/attribution/profiles.py).
 
 Credits are stored one row per (deal, model) with all its touches, at a newer
 version than before: a recomputation replaces the old set whole, so a touch
@@ -8,10 +9,7 @@ that left the window loses its credit and nothing is counted twice.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
 
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
@@ -19,40 +17,12 @@ from clickhouse_connect.driver.client import Client
 from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.topics import Stages, Topics
-from leadflow.warehouse import insert_rows, stage_keys
-from services.attribution.models import MODELS, Touch, credit_touches
+from leadflow.warehouse import insert_rows
+from services.attribution.models import MODELS, credit_touches
+from services.attribution.profiles import NONE_CHANNEL, load_people, write_profiles
 
-NONE_CHANNEL = "(none)"
 COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "touch_event_ids", "touch_kinds",
            "channels", "campaigns", "operators", "credits"]
-
-
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-
-
-@lru_cache(maxsize=None)
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def load_people(client: Client, person_ids: list[str]):
-    """Deals and touches of these people, through the current identity graph.
-
-    Every lookup goes through primary keys (identity value, deal, lead,
-    conversation, call), so a batch costs what its people have, not what the
-    warehouse holds.
-    """
-    stage_keys(client, "attribution_people", person_ids)
-    person_of = dict(client.query(_sql("person_keys")).result_rows)
-    if not person_of:
-        return [], {}
-    stage_keys(client, "attribution_keys", person_of)
-    deals = [(person_of[key], deal_id, won_at, revenue) for deal_id, key, won_at, revenue
-             in client.query(_sql("person_deals")).result_rows]
-    by_person: dict[str, list[Touch]] = defaultdict(list)
-    for event_id, key, at, kind, channel, campaign, operators in client.query(_sql("person_touches")).result_rows:
-        by_person[person_of[key]].append(Touch(event_id, at, kind, channel, campaign, tuple(operators)))
-    return deals, by_person
 
 
 def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: timedelta, version: int) -> list[tuple]:
@@ -87,11 +57,13 @@ class AttributionStage:
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         people = sorted({r.value.decode() for r in records})
-        deals, touches = load_people(self.client, people)
+        loaded = load_people(self.client, people)
+        deals, touches = loaded.deals, loaded.touches
         self._version = max(self._version + 1, time.time_ns())
         rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=self._version)
         new_deals = self.business.uncredited(self.client, deals)
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
+        write_profiles(self.client, people, loaded, version=self._version)
         self.business.observe(deals, touches, rows, new_deals)
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, self._version, 1) for p in people])

@@ -83,3 +83,8 @@ FACT_TABLES: dict[str, FactTable] = {
 CONVERSATION_TYPES = {"conversation_started", "message", "conversation_transferred", "conversation_closed"}
 # events that can change some conversion's credits (touches and conversions)
 ATTRIBUTION_TYPES = {"ad_click", "lead", "conversation_started", "call_completed", "deal_won"}
+# events that can change a person's profile (services/attribution/profiles.py): also payments (ltv)
+PROFILE_TYPES = ATTRIBUTION_TYPES | {"payment"}
+# facts read through a winner per id (the *_winners views): an id sent again may move to
+# another identity value, so the people who held it before are recomputed too
+WINNER_IDS = {"lead": "lead_id", "deal_won": "deal_id", "payment": "payment_id", "call_completed": "call_id"}

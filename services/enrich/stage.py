@@ -22,7 +22,7 @@ from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
-from services.enrich.facts import ATTRIBUTION_TYPES, CONVERSATION_TYPES, FACT_TABLES
+from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES, WINNER_IDS
 from services.enrich.identity import IdentityGraph
 
 
@@ -37,6 +37,17 @@ def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[c
     for conv_id, event_id, event_type, occurred_at, payload in result.result_rows:
         out[conv_id].append(conv.ConvEvent(occurred_at, event_id, event_type, orjson.loads(payload)))
     return out
+
+
+def load_holders(client: Client, ids: dict[tuple[str, str], set[str]]) -> set[str]:
+    """Identity values that carry these ids ((table, id column) -> ids) in any stored row."""
+    if not ids:
+        return set()
+    stage_keys(client, "enrich_winner_ids", sorted({i for values in ids.values() for i in values}))
+    sql = " UNION DISTINCT ".join(
+        f"SELECT identity_key FROM {table} WHERE {column} IN (SELECT key FROM enrich_winner_ids)"
+        for table, column in sorted(ids))
+    return {key for (key,) in client.query(sql).result_rows if key}
 
 
 class EnrichStage:
@@ -64,6 +75,7 @@ class EnrichStage:
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
+        winner_ids: dict[str, set[str]] = defaultdict(set)
         key_lists: list[list[str]] = []
         stored: list[dict] = []
         for record in records:
@@ -73,11 +85,13 @@ class EnrichStage:
             keys = sorted((event.get("identity") or {}).values())
             if keys:
                 key_lists.append(keys)
-                if event_type in ATTRIBUTION_TYPES:
+                if event_type in PROFILE_TYPES:
                     attribution_keys.add(keys[0])
             table = FACT_TABLES.get(event_type)
             if table is not None:
                 rows[event_type].append(table.build(event))
+            if event_type in WINNER_IDS:
+                winner_ids[FACT_TABLES[event_type].table, WINNER_IDS[event_type]].add(event[WINNER_IDS[event_type]])
             if event_type in CONVERSATION_TYPES:
                 conversation_ids.add(event["conversation_id"])
 
@@ -92,9 +106,12 @@ class EnrichStage:
         if conversation_ids:
             conversations = self._write_conversations(sorted(conversation_ids), version)
 
+        # people whose touches, conversions or payments arrived, who hold an id sent again,
+        # who gained identity values (a merge: the survivors cover both histories now),
+        # and who were absorbed (their profiles become tombstones)
+        attribution_keys |= load_holders(self.client, winner_ids)
         changed = set(self.graph.persons_of(sorted(attribution_keys)).values())
-        if link.absorbed:  # a merge: the survivors' credits cover both histories now
-            changed |= set(link.changed_keys.values())
+        changed |= set(link.changed_keys.values()) | link.absorbed
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in sorted(changed)])
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])

@@ -13,13 +13,13 @@
 --   2. attribution credits of the model (conversions, revenue; the (none) row)
 --   3. lead winners (leads in the period; channel rows of leads), and the channel
 --      rows of the other touches (clicks from click_firsts, migration 0008)
---   4. per converting person (a person with a winning deal): converted leads (by
---      the lead's channel), customers and ltv (by the channel of the person's
---      first-ever touch). The current identity keys of converting persons are
---      resolved on person_keys_n (0008, hashed person_keys; exact: the newest
---      version of every candidate key, as the persons view) and the facts join
---      them by key. Nobody else converts, so nobody else needs a person. A fact
---      whose identity key has no person has no person (no conversion, customer or ltv).
+--   4. converting persons (a person with a winning deal), from their profiles
+--      (migration 0010, written by the attribution stage): customers and ltv by
+--      the channel of the person's first-ever touch; converted leads by the
+--      lead's channel, the period's leads joined by identity key to the current
+--      identity keys of converting persons. Nobody else converts, so nobody else
+--      needs a person. A fact whose identity key has no person has no person (no
+--      conversion, customer or ltv).
 SELECT
     key AS channel,
     if(spend_rows = 0, NULL, toFloat64(spend_sum)) AS spend,
@@ -124,72 +124,35 @@ FROM
 
         UNION ALL
 
-        -- 4. per converting person
+        -- 4a. customers and ltv: converting persons by the channel of their first-ever touch
+        -- (their profiles, migration 0010)
         SELECT
-            c.1 AS key,
-            toDecimal128(0, 6),
-            toUInt64(0),
-            toUInt64(0),
-            c.2,
-            toFloat64(0),
-            toFloat64(0),
-            c.3,
-            c.4,
-            c.5
+            first_channel,
+            toDecimal128(0, 6), toUInt64(0), toUInt64(0), toUInt64(0), toFloat64(0), toFloat64(0),
+            toUInt64(toDate32(arrayMin(w -> w.1, won)) >= {date_from:Date32} AND toDate32(arrayMin(w -> w.1, won)) < {date_to:Date32}),
+            toDecimal128(value, 6),
+            toUInt64(1)
+        FROM person_profiles FINAL
+        WHERE notEmpty(won)
+
+        UNION ALL
+
+        -- 4b. converted leads: leads of the period whose person won a deal in [lead_at, lead_at + window]
+        SELECT
+            toString(l.channel),
+            toDecimal128(0, 6), toUInt64(0), toUInt64(0),
+            toUInt64(arrayExists(w -> w >= l.lead_at AND w <= addMilliseconds(l.lead_at, {conversion_window_ms:Int64}), p.won)),
+            toFloat64(0), toFloat64(0), toUInt64(0), toDecimal128(0, 6), toUInt64(0)
         FROM
         (
-            SELECT
-                arrayJoin(arrayConcat(
-                    arrayMap(l -> CAST((l.1, arrayExists(w -> w >= l.2 AND w <= addMilliseconds(l.2, {conversion_window_ms:Int64}), won), 0, 0, 0),
-                                       'Tuple(String, UInt64, UInt64, Decimal(38, 6), UInt64)'), period_leads),
-                    [CAST((first_channel, 0, toDate32(arrayMin(won)) >= {date_from:Date32} AND toDate32(arrayMin(won)) < {date_to:Date32}, value, 1),
-                          'Tuple(String, UInt64, UInt64, Decimal(38, 6), UInt64)')]
-                )) AS c
-            FROM
-            (
-                SELECT
-                    person,
-                    groupArrayIf(at, kind = 'deal') AS won,
-                    sumIf(amount, kind IN ('deal', 'payment')) AS value,
-                    if(countIf(kind = 'touch') = 0, '(none)', argMinIf(channel, (at, event_id), kind = 'touch')) AS first_channel,
-                    groupArrayIf((channel, at), period_lead = 1) AS period_leads
-                FROM
-                (
-                    SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.event_id AS event_id, f.channel AS channel, f.amount AS amount,
-                           f.period_lead AS period_lead
-                    FROM
-                    (
-                        SELECT 'touch' AS kind, identity_key, clicked_at AS at, event_id, toString(channel) AS channel,
-                               toDecimal128(0, 6) AS amount, toUInt8(0) AS period_lead
-                        FROM clicks
-                        UNION ALL
-                        -- a winning lead is a touch, and a lead of the period when in the period
-                        SELECT 'touch', identity_key, lead_at, event_id, channel, toDecimal128(0, 6),
-                               toUInt8(toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32})
-                        FROM lead_winners
-                        UNION ALL
-                        SELECT 'touch', identity_key, assumeNotNull(started_at), started_event_id, toString(channel),
-                               toDecimal128(0, 6), toUInt8(0)
-                        FROM conversations
-                        UNION ALL
-                        SELECT 'touch', identity_key, started_at, event_id, 'call', toDecimal128(0, 6), toUInt8(0)
-                        FROM call_winners
-                        WHERE direction = 'inbound'
-                        UNION ALL
-                        SELECT 'deal', identity_key, won_at, event_id, '', toDecimal128(revenue, 6), toUInt8(0)
-                        FROM deal_winners
-                        UNION ALL
-                        SELECT 'payment', identity_key, paid_at, event_id, '', toDecimal128(amount, 6), toUInt8(0)
-                        FROM payment_winners
-                    ) AS f
-                    INNER JOIN
-                    -- the current identity keys of converting persons (view, migration 0009)
-                    converting_person_keys AS p ON p.k_key_h = cityHash64(f.identity_key)
-                    WHERE murmurHash3_128(f.identity_key) = p.k_key_n
-                )
-                GROUP BY person
-            )
-        )
+            SELECT identity_key, lead_at, channel
+            FROM lead_winners
+            WHERE toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
+        ) AS l
+        INNER JOIN
+        -- the current identity keys of converting persons (view, migration 0010)
+        converting_person_keys AS p ON p.k_key_h = cityHash64(l.identity_key)
+        WHERE murmurHash3_128(l.identity_key) = p.k_key_n
     )
     GROUP BY key
 )

@@ -16,8 +16,8 @@
 -- Shape: every contact (conversation of a non-`call` channel, inbound call),
 -- all time, is one item; items look up the leads and winning deals of their
 -- person (a hash join on the identity keys of persons with a deal or a lead
--- only, resolved on person_keys_n, migration 0008) to flag contact capture and conversions within the window (lost
--- revenue), then are summed per channel with the survey responses. Contacts
+-- only: their profiles, migration 0010) to flag contact capture and conversions
+-- within the window (lost revenue), then are summed per channel with the survey responses. Contacts
 -- started outside the period only create rows (S8). A contact whose identity
 -- key has no person has no leads or deals.
 --
@@ -188,66 +188,9 @@ FROM
                 )
             ) AS i
             LEFT JOIN
-            (
-                -- every current identity key of a person with a winning deal or a lead -> the
-                -- person's deals (won_at, deal_id, revenue) and lead times. Persons are resolved
-                -- on person_keys_n (0008): candidate keys are those of every person a deal or
-                -- lead key ever belonged to, then each candidate key takes its newest version
-                -- (as the persons view).
-                SELECT kk.1 AS k_key_h, kk.2 AS k_key_n, won, lead_times
-                FROM
-                (
-                    SELECT
-                        c_person,
-                        groupArray((c_key_h, c_key_n)) AS c_keys,
-                        arrayFlatten(groupArray(key_won)) AS won,
-                        arrayFlatten(groupArray(key_leads)) AS lead_times
-                    FROM
-                    (
-                        SELECT v.c_key_h AS c_key_h, v.c_key_n AS c_key_n, v.c_person AS c_person,
-                               d.key_won AS key_won, d.key_leads AS key_leads
-                        FROM
-                        (
-                            SELECT key_h AS c_key_h, key_n AS c_key_n, argMax(person_n, version) AS c_person
-                            FROM person_keys_n
-                            WHERE key_h IN
-                            (
-                                SELECT key_h
-                                FROM person_keys_n
-                                WHERE person_h IN
-                                (
-                                    SELECT person_h
-                                    FROM person_keys_n
-                                    WHERE key_h IN (SELECT cityHash64(identity_key) FROM deal_winners
-                                                    UNION ALL
-                                                    SELECT cityHash64(identity_key) FROM lead_winners)
-                                )
-                            )
-                            GROUP BY key_h, key_n
-                        ) AS v
-                        LEFT JOIN
-                        (
-                            SELECT
-                                cityHash64(identity_key) AS d_key_h,
-                                murmurHash3_128(identity_key) AS d_key_n,
-                                groupArrayIf((at, deal_id, revenue), kind = 'deal') AS key_won,
-                                groupArrayIf(at, kind = 'lead') AS key_leads
-                            FROM
-                            (
-                                SELECT 'deal' AS kind, identity_key, won_at AS at, deal_id, toFloat64(revenue) AS revenue
-                                FROM deal_winners
-                                UNION ALL
-                                SELECT 'lead', identity_key, lead_at, '', toFloat64(0)
-                                FROM lead_winners
-                            )
-                            GROUP BY identity_key
-                        ) AS d ON d.d_key_h = v.c_key_h AND d.d_key_n = v.c_key_n
-                    )
-                    GROUP BY c_person
-                    HAVING c_person != murmurHash3_128('') AND (notEmpty(won) OR notEmpty(lead_times))
-                )
-                ARRAY JOIN c_keys AS kk
-            ) AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
+            -- every current identity key of a person with a winning deal or a lead -> the
+            -- person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
+            profile_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
         )
 
         UNION ALL
