@@ -1,7 +1,8 @@
 """Person profiles (migration 0010): what the KPI queries need to know of a person,
 written by the attribution stage whenever it recomputes the person.
 
-A profile holds the person's identity values now, its winning deals, the times
+A profile holds the person's identity values now (and those its conversations and
+inbound calls carry), its winning deals, the times
 of its winning leads, the channel of its first-ever touch and its lifetime value
 (deal revenue + payments). Only people with a deal or a lead have one; a person
 that was absorbed by a merge, or lost its last deal and lead, gets an empty row
@@ -20,7 +21,8 @@ from services.attribution.models import Touch
 from services.attribution.sql import read_sql
 
 NONE_CHANNEL = "(none)"
-COLUMNS = ["person_id", "version", "keys", "won", "lead_times", "first_channel", "value"]
+COLUMNS = ["person_id", "version", "keys", "contact_keys", "won", "lead_times", "first_channel", "value"]
+CONTACT_KINDS = ("conversation", "call")  # touches that are contacts (conversations, inbound calls)
 
 
 @dataclass
@@ -28,6 +30,7 @@ class People:
     """Everything the warehouse holds of a set of people, through the current identity graph."""
 
     keys: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # person -> identity values
+    contact_keys: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # ... that contacts carry
     deals: list[tuple] = field(default_factory=list)  # (person, deal_id, won_at, revenue)
     touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
     payments: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))  # person -> sum
@@ -52,6 +55,8 @@ def load_people(client: Client, person_ids: list[str]) -> People:
                     in client.query(read_sql("person_deals")).result_rows]
     for event_id, key, at, kind, channel, campaign, operators in client.query(read_sql("person_touches")).result_rows:
         people.touches[person_of[key]].append(Touch(event_id, at, kind, channel, campaign, tuple(operators)))
+        if kind in CONTACT_KINDS:
+            people.contact_keys[person_of[key]].add(key)
     for key, amount in client.query(read_sql("person_payments")).result_rows:
         people.payments[person_of[key]] += amount
     return people
@@ -71,7 +76,8 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
         if not won[person] and not leads:
             continue
         first = min(touches, key=lambda t: (t.at, t.event_id), default=None)
-        rows.append((person, version, sorted(people.keys[person]), sorted(won[person]), leads,
+        rows.append((person, version, sorted(people.keys[person]), sorted(people.contact_keys.get(person, ())),
+                     sorted(won[person]), leads,
                      first.channel if first else NONE_CHANNEL, revenue[person] + people.payments.get(person, 0)))
     return rows
 
@@ -82,7 +88,7 @@ def write_profiles(client: Client, person_ids: list[str], people: People, *, ver
     rows = profile_rows(person_ids, people, version=version)
     written = {row[0] for row in rows}
     had = {person for (person,) in client.query(read_sql("profiled_people")).result_rows}
-    rows += [(person, version, [], [], [], NONE_CHANNEL, Decimal(0)) for person in sorted(had - written)]
+    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0)) for person in sorted(had - written)]
     return insert_rows(client, "person_profiles", COLUMNS, rows)
 
 

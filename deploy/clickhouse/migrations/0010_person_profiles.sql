@@ -15,6 +15,9 @@
 -- deal or a lead, gets an empty row at a newer version (a tombstone), so its
 -- old keys count for nobody.
 --   keys         the person's identity values now (key_h, key_n: their hashes, as person_keys_n)
+--   contact_keys those of them that conversations or inbound calls carry (ck_h, ck_n:
+--                hashes): the service and operator queries join contacts to these only,
+--                a quarter of all keys at 10M events
 --   won          its winning deals: (won_at, deal_id, revenue)
 --   lead_times   lead_at of its winning leads
 --   first_channel  channel of its first-ever touch (by time, then event_id); '(none)' without touches
@@ -28,6 +31,9 @@ CREATE TABLE IF NOT EXISTS person_profiles
     keys          Array(String),
     key_h         Array(UInt64) MATERIALIZED arrayMap(k -> cityHash64(k), keys),
     key_n         Array(FixedString(16)) MATERIALIZED arrayMap(k -> murmurHash3_128(k), keys),
+    contact_keys  Array(String),
+    ck_h          Array(UInt64) MATERIALIZED arrayMap(k -> cityHash64(k), contact_keys),
+    ck_n          Array(FixedString(16)) MATERIALIZED arrayMap(k -> murmurHash3_128(k), contact_keys),
     won           Array(Tuple(DateTime64(3, 'UTC'), String, Float64)),
     lead_times    Array(DateTime64(3, 'UTC')),
     first_channel String,
@@ -36,12 +42,19 @@ CREATE TABLE IF NOT EXISTS person_profiles
 ENGINE = ReplacingMergeTree(version)
 ORDER BY person_id;
 
--- One row per identity value of a person with a deal or a lead.
-CREATE VIEW IF NOT EXISTS profile_keys AS
+-- One row per identity value that a contact carries, of a person with a deal or a lead.
+CREATE VIEW IF NOT EXISTS profile_contact_keys AS
 SELECT k.1 AS k_key_h, k.2 AS k_key_n, murmurHash3_128(person_id) AS k_person, won, lead_times
 FROM person_profiles FINAL
-ARRAY JOIN arrayZip(key_h, key_n) AS k
+ARRAY JOIN arrayZip(ck_h, ck_n) AS k
 WHERE notEmpty(won) OR notEmpty(lead_times);
+
+-- One row per identity value that a contact carries, of a converting person.
+CREATE VIEW IF NOT EXISTS converting_contact_keys AS
+SELECT k.1 AS k_key_h, k.2 AS k_key_n, murmurHash3_128(person_id) AS k_person, arrayMap(w -> w.1, won) AS won
+FROM person_profiles FINAL
+ARRAY JOIN arrayZip(ck_h, ck_n) AS k
+WHERE notEmpty(won);
 
 -- 0009's view, now read from the profiles: the identity values of converting persons.
 CREATE OR REPLACE VIEW converting_person_keys AS
@@ -52,8 +65,8 @@ WHERE notEmpty(won);
 
 -- Profiles of an existing warehouse, computed once from its facts (version 0:
 -- the stage's next write of a person replaces them).
-INSERT INTO person_profiles (person_id, version, keys, won, lead_times, first_channel, value)
-SELECT m.person_id, toUInt64(0), m.keys, f.won, f.lead_times, f.first_channel, f.value
+INSERT INTO person_profiles (person_id, version, keys, contact_keys, won, lead_times, first_channel, value)
+SELECT m.person_id, toUInt64(0), m.keys, f.contact_keys, f.won, f.lead_times, f.first_channel, f.value
 FROM
 (
     SELECT person_id, groupArray(identity_key) AS keys
@@ -66,6 +79,7 @@ INNER JOIN
         p.person_id AS person_id,
         groupArrayIf((x.at, x.deal_id, toFloat64(x.amount)), x.kind = 'deal') AS won,
         groupArrayIf(x.at, x.kind = 'lead') AS lead_times,
+        groupUniqArrayIf(x.identity_key, x.kind IN ('conversation', 'call')) AS contact_keys,
         if(countIf(x.touch = 1) = 0, '(none)', argMinIf(x.channel, (x.at, x.event_id), x.touch = 1)) AS first_channel,
         sumIf(x.amount, x.kind IN ('deal', 'payment')) AS value
     FROM

@@ -67,20 +67,22 @@ FROM
         sum(nps_detractors) AS nps_detractors
     FROM
     (
+        -- handled items: one per operator who sent a message in a conversation, and one per
+        -- inbound answered call; converted when the item's person won a deal within the window
         SELECT
-            c.1 AS op,
-            c.2 AS is_handled,
-            c.2 * item_converted AS converted,
-            c.3 AS messages,
-            c.4 AS templated,
-            c.5 AS transfer_n,
-            c.6 AS frt,
-            c.7 AS sla_n,
-            c.8 AS sla_ok,
-            c.9 AS art_sum,
-            c.10 AS art_n,
-            c.11 AS b,
-            c.12 AS e,
+            h.op AS op,
+            h.live_n AS is_handled,
+            h.live_n * toUInt64(arrayExists(w -> w >= h.at AND w <= addMilliseconds(h.at, {conversion_window_ms:Int64}), k.won)) AS converted,
+            h.messages AS messages,
+            h.templated AS templated,
+            toUInt64(0) AS transfer_n,
+            h.frt AS frt,
+            h.sla_n AS sla_n,
+            h.sla_ok AS sla_ok,
+            h.art_sum AS art_sum,
+            h.art_n AS art_n,
+            h.b AS b,
+            h.e AS e,
             toUInt64(0) AS csat_n,
             toUInt64(0) AS csat_ok,
             toUInt64(0) AS nps_n,
@@ -88,72 +90,75 @@ FROM
             toUInt64(0) AS nps_detractors
         FROM
         (
+            -- conversations: a row per operator who sent a message (ARRAY JOIN drops conversations without)
             SELECT
-                arrayJoin(i.contrib) AS c,
-                toUInt64(arrayExists(w -> w >= i.at AND w <= addMilliseconds(i.at, {conversion_window_ms:Int64}), k.won)) AS item_converted
+                identity_key,
+                start AS at,
+                o.1 AS op,
+                toUInt64(live) AS live_n,
+                toUInt64(if(live, o.2, 0)) AS messages,
+                toUInt64(if(live, o.3, 0)) AS templated,
+                if(live AND o.1 = first_reply_operator, frt_s, NULL) AS frt,
+                toUInt64(live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0) AS sla_n,
+                toUInt64(live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
+                         AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx)) AS sla_ok,
+                if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.) AS art_sum,
+                toUInt64(if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0)) AS art_n,
+                greatest(start, o.4) AS b,
+                greatest(conv_end, start, o.4) AS e
             FROM
             (
-                -- conversations
                 SELECT
                     identity_key,
-                    start AS at,
-                    CAST(arrayConcat(
-                        arrayMap(o -> (
-                            o.1,
-                            live,
-                            if(live, o.2, 0),
-                            if(live, o.3, 0),
-                            0,
-                            if(live AND o.1 = first_reply_operator, frt_s, NULL),
-                            live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0,
-                            live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
-                                AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx),
-                            if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.),
-                            if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0),
-                            greatest(start, o.4),
-                            greatest(conv_end, start, o.4)), operators),
-                        arrayMap(t -> (t.2, 0, 0, 0, live, NULL, 0, 0, 0., 0, start, start), transfers))
-                        AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64,
-                                       Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC')))) AS contrib
-                FROM
-                (
-                    SELECT
-                        identity_key,
-                        assumeNotNull(started_at) AS start,
-                        toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
-                        -- the end of the conversation: its close, else its last message or transfer (O5)
-                        ifNull(closed_at, greatest(ifNull(last_event_at, start), start)) AS conv_end,
-                        indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
-                        first_reply_operator,
-                        frt_s,
-                        turns,
-                        transfers,
-                        operators
-                    FROM conversations
-                )
+                    assumeNotNull(started_at) AS start,
+                    toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                    -- the end of the conversation: its close, else its last message or transfer (O5)
+                    ifNull(closed_at, greatest(ifNull(last_event_at, start), start)) AS conv_end,
+                    indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                    first_reply_operator,
+                    frt_s,
+                    turns,
+                    operators
+                FROM conversations
+                WHERE notEmpty(operators)
+            )
+            ARRAY JOIN operators AS o
 
-                UNION ALL
+            UNION ALL
 
-                -- inbound answered calls
-                SELECT
-                    identity_key,
-                    started_at,
-                    CAST([(operator_id, live, 0, 0, 0, NULL, 0, 0, 0., 0, ifNull(answered_at, started_at), ended_at)]
-                        AS Array(Tuple(String, UInt64, UInt64, UInt64, UInt64, Nullable(Float64), UInt64, UInt64,
-                                       Float64, UInt64, DateTime64(3, 'UTC'), DateTime64(3, 'UTC'))))
-                FROM
-                (
-                    SELECT
-                        identity_key, operator_id, started_at, answered_at, ended_at,
-                        toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
-                    FROM call_winners
-                    WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
-                )
-            ) AS i
-            LEFT JOIN
-            -- the current identity keys of converting persons (view, migration 0009)
-            converting_person_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
+            -- inbound answered calls
+            SELECT
+                identity_key,
+                started_at,
+                operator_id,
+                toUInt64(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}),
+                toUInt64(0), toUInt64(0), CAST(NULL AS Nullable(Float64)), toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
+                ifNull(answered_at, started_at),
+                ended_at
+            FROM call_winners
+            WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
+        ) AS h
+        LEFT JOIN
+        -- the contacts' identity keys of converting persons (view, migration 0010)
+        converting_contact_keys AS k ON k.k_key_h = cityHash64(h.identity_key) AND k.k_key_n = murmurHash3_128(h.identity_key)
+
+        UNION ALL
+
+        -- transfers, credited to from_operator_id (no conversation handled)
+        SELECT
+            tr.2,
+            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+            toUInt64(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}),
+            CAST(NULL AS Nullable(Float64)), toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
+            start, start,
+            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
+        FROM
+        (
+            SELECT assumeNotNull(started_at) AS start, transfers
+            FROM conversations
+            WHERE notEmpty(transfers)
         )
+        ARRAY JOIN transfers AS tr
 
         UNION ALL
 
@@ -185,13 +190,13 @@ FROM
             (
                 SELECT conversation_id, last_operator
                 FROM conversations
-                WHERE conversation_id IN (SELECT conversation_id FROM surveys WHERE conversation_id != '')
+                WHERE conversation_id IN (SELECT conversation_id FROM surveys WHERE conversation_id != '' AND operator_id = '')
             ) AS cv ON cv.conversation_id = s.conversation_id
             LEFT JOIN
             (
                 SELECT call_id, outcome, operator_id
                 FROM call_winners
-                WHERE call_id IN (SELECT call_id FROM surveys WHERE call_id != '')
+                WHERE call_id IN (SELECT call_id FROM surveys WHERE call_id != '' AND operator_id = '')
             ) AS cl ON cl.call_id = s.call_id
         )
         WHERE op != ''

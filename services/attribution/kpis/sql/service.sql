@@ -15,8 +15,8 @@
 --
 -- Shape: every contact (conversation of a non-`call` channel, inbound call),
 -- all time, is one item; items look up the leads and winning deals of their
--- person (a hash join on the identity keys of persons with a deal or a lead
--- only: their profiles, migration 0010) to flag contact capture and conversions
+-- person (a hash join on the contacts' identity keys of persons with a deal or
+-- a lead only: their profiles, migration 0010) to flag contact capture and conversions
 -- within the window (lost revenue), then are summed per channel with the survey responses. Contacts
 -- started outside the period only create rows (S8). A contact whose identity
 -- key has no person has no leads or deals.
@@ -188,9 +188,9 @@ FROM
                 )
             ) AS i
             LEFT JOIN
-            -- every current identity key of a person with a winning deal or a lead -> the
-            -- person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
-            profile_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
+            -- every identity key that a contact carries, of a person with a winning deal or a
+            -- lead -> the person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
+            profile_contact_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
         )
 
         UNION ALL
