@@ -26,6 +26,12 @@ def profiles(client) -> list[tuple]:
                   for keys, won, leads, first, value in rows)
 
 
+def contact_keys(client) -> list[int]:
+    """How many of each non-empty profile's identity values a conversation or inbound call carries."""
+    return sorted(n for (n,) in client.query("SELECT length(contact_keys) FROM person_profiles FINAL "
+                                             "WHERE notEmpty(keys)").result_rows)
+
+
 def test_profiles_follow_payments_new_keys_and_merges(replay_events, settings):
     replay_events([
         ev("c1", "ad_click", 1, {"visitor_id": "v1"}, hour=9, channel="search_ads", campaign_id="cmp"),
@@ -59,13 +65,29 @@ def test_a_deal_sent_again_to_another_person_leaves_the_first(replay_events, set
     replay_events([
         ev("d1", "deal_won", 3, {"email": "c@example.org"}, deal_id="D9", revenue="80.00", currency="USD"),
         ev("k1", "ad_click", 2, {"email": "d@example.org"}, channel="social_ads", campaign_id="cmp"),
+        ev("s1", "conversation_started", 2, {"phone": "+15550002", "email": "d@example.org"}, hour=12,
+           conversation_id="cv1", channel="chat", initiated_by="visitor"),
+        ev("k2", "call_completed", 2, {"email": "d@example.org"}, hour=13, call_id="call1", direction="inbound",
+           started_at=T(2, 12), ended_at=T(2, 13), outcome="missed"),
     ])
     client = warehouse.connect(settings)
     assert profiles(client) == [(1, ["D9"], 0, "(none)", Decimal("80.000000"))]
+    assert contact_keys(client) == [0]
+    service = {r["channel"]: r for r in compute_kpis(client, settings, "service")}
+    # lost revenue = missed x r x v: chat's one other (not missed) contact has no converting person,
+    # so no deal value v: null
+    assert service["chat"]["lost_revenue"] is None
     # the CRM corrects the deal's contact: the later deal_won wins, the first person no longer converts
     replay_events([ev("d2", "deal_won", 3, {"email": "d@example.org"}, hour=11, deal_id="D9", revenue="80.00",
                       currency="USD")])
-    assert profiles(client) == [(1, ["D9"], 0, "social_ads", Decimal("80.000000"))]
+    assert profiles(client) == [(2, ["D9"], 0, "social_ads", Decimal("80.000000"))]
+    # the conversation carries the email (the smaller value of its two), the call the email too
+    assert contact_keys(client) == [1]
+    service = {r["channel"]: r for r in compute_kpis(client, settings, "service")}
+    # now the conversation's person won D9 within 90 days: r = 1, v = 80, missed = 0 -> 0
+    assert service["chat"]["lost_revenue"] == 0.0
+    # the call was missed and no other call exists: r is undefined
+    assert service["call"]["missed_calls"] == 1 and service["call"]["lost_revenue"] is None
     channels = {r["channel"]: r for r in compute_kpis(client, settings, "channels")}
     assert channels["social_ads"]["customers"] == 1 and sum(r["customers"] for r in channels.values()) == 1
 

@@ -10,10 +10,9 @@
 -- leads and credits without a campaign land in no row (A4). The row's channel
 -- is the channel of its earliest (date, occurred_at, event_id) spend row, else
 -- of its first (touch_at, event_id) touch. Converted leads need the person:
--- the current identity keys of converting persons (persons with a winning deal)
--- are resolved on person_keys_n (0008, hashed person_keys; exact: the newest
--- version of every candidate key, as the persons view) and joined to leads and
--- deals by key; leads of everybody else are only counted.
+-- the period's leads are joined by identity key to the current identity keys of
+-- converting persons (persons with a winning deal: their profiles, migration
+-- 0010, with their deals' times); leads of everybody else are only counted.
 SELECT
     key AS campaign_id,
     if(spend_channel != '', spend_channel, touch_channel) AS channel,
@@ -147,40 +146,26 @@ FROM
         -- leads of converting persons in the period, converted when their person
         -- won a deal in [lead_at, lead_at + window]
         SELECT
-            l.1,
+            l.campaign_id,
             '',
             '',
             toDecimal128(0, 6),
             toUInt64(0),
             toUInt64(0),
-            toUInt64(arrayExists(w -> w >= l.2 AND w <= addMilliseconds(l.2, {conversion_window_ms:Int64}), won)),
+            toUInt64(arrayExists(w -> w >= l.lead_at AND w <= addMilliseconds(l.lead_at, {conversion_window_ms:Int64}), p.won)),
             toFloat64(0),
             toFloat64(0)
         FROM
         (
-            SELECT
-                arrayJoin(groupArrayIf((campaign_id, at), kind = 'lead')) AS l,
-                groupArrayIf(at, kind = 'deal') AS won
-            FROM
-            (
-                SELECT p.k_person AS person, f.kind AS kind, f.at AS at, f.campaign_id AS campaign_id
-                FROM
-                (
-                    SELECT 'lead' AS kind, identity_key, lead_at AS at, campaign_id
-                    FROM lead_winners
-                    WHERE campaign_id != ''
-                      AND toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
-                    UNION ALL
-                    SELECT 'deal', identity_key, won_at, ''
-                    FROM deal_winners
-                ) AS f
-                INNER JOIN
-                -- the current identity keys of converting persons (view, migration 0009)
-                converting_person_keys AS p ON p.k_key_h = cityHash64(f.identity_key)
-                WHERE murmurHash3_128(f.identity_key) = p.k_key_n
-            )
-            GROUP BY person
-        )
+            SELECT identity_key, lead_at, campaign_id
+            FROM lead_winners
+            WHERE campaign_id != ''
+              AND toDate32(lead_at) >= {date_from:Date32} AND toDate32(lead_at) < {date_to:Date32}
+        ) AS l
+        INNER JOIN
+        -- the current identity keys of converting persons (view, migration 0010)
+        converting_person_keys AS p ON p.k_key_h = cityHash64(l.identity_key)
+        WHERE murmurHash3_128(l.identity_key) = p.k_key_n
     )
     GROUP BY key
 )

@@ -7,18 +7,16 @@
 --   sla_channels          Array(String)  channels with an SLA target ...
 --   sla_seconds           Array(Float64) ... and their targets in seconds (S4)
 --
--- Shape: each conversation (all time) becomes one item per operator who sent a
--- message in it (handled, messages, frt, sla, art, concurrency interval) plus
--- one per transfer (credited to from_operator_id); each inbound answered call
--- one item for its operator. Items look up the winning deals of their person
--- (a hash join on the identity keys of converting persons only, resolved on
--- person_keys_n, migration 0008) to flag
--- conversions within the window, then are summed per operator together with
--- the survey responses. Items of conversations and calls started outside the
--- period only create rows (O1).
+-- Shape: each conversation (all time) becomes one row per operator who sent a
+-- message in it (handled, messages, frt, sla, art, concurrency interval), each
+-- inbound answered call one row for its operator; these handled rows look up the
+-- winning deals of their person (a hash join on the identity keys that contacts
+-- carry, of converting persons only: their profiles, migration 0010) to flag
+-- conversions within the window. Transfers (credited to from_operator_id) and
+-- survey responses add rows of their own; everything is summed per operator.
+-- Rows of conversations and calls started outside the period only create
+-- operator rows (O1).
 --
--- Item tuple: (operator, handled, messages, templated, transfers, frt_s,
---              sla_n, sla_ok, art_sum, art_n, interval start, interval end)
 SELECT
     op AS operator_id,
     toInt64(handled) AS conversations,
@@ -36,11 +34,11 @@ SELECT
     -- come before starts, and ends of empty intervals after them; the answer is
     -- the highest running count right after a start. Each event is one Int64,
     -- ms * 4 + order (0 end, 1 start, 2 end of an empty interval), so a numeric
-    -- sort orders them by (instant, order)
+    -- sort (ev_keys is sorted) orders them by (instant, order)
     toInt64(if(empty(ev_keys), 0, arrayMax(arrayFilter(
         (n, k) -> bitAnd(k, 3) = 1,
-        arrayCumSum(arrayMap(k -> if(bitAnd(k, 3) = 1, 1, -1), arraySort(ev_keys))),
-        arraySort(ev_keys))))) AS max_concurrency
+        arrayCumSum(arrayMap(k -> if(bitAnd(k, 3) = 1, 1, -1), ev_keys)),
+        ev_keys)))) AS max_concurrency
 FROM
 (
     SELECT
@@ -57,9 +55,9 @@ FROM
         sum(sla_ok) AS sla_ok,
         sum(art_sum) AS art_sum,
         sum(art_n) AS art_n,
-        arrayConcat(
+        arraySort(arrayConcat(
             groupArrayIf(toUnixTimestamp64Milli(b) * 4 + 1, is_handled = 1),
-            groupArrayIf(toUnixTimestamp64Milli(e) * 4 + if(e = b, 2, 0), is_handled = 1)) AS ev_keys,
+            groupArrayIf(toUnixTimestamp64Milli(e) * 4 + if(e = b, 2, 0), is_handled = 1))) AS ev_keys,
         sum(csat_n) AS csat_n,
         sum(csat_ok) AS csat_ok,
         sum(nps_n) AS nps_n,
@@ -102,8 +100,8 @@ FROM
                 toUInt64(live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0) AS sla_n,
                 toUInt64(live AND o.1 = first_reply_operator AND frt_s IS NOT NULL AND sla_idx > 0
                          AND frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx)) AS sla_ok,
-                if(live, arraySum(arrayMap(t -> if(t.3 = 'operator' AND t.4 = o.1, t.2, 0.), turns)), 0.) AS art_sum,
-                toUInt64(if(live, arrayCount(t -> t.3 = 'operator' AND t.4 = o.1, turns), 0)) AS art_n,
+                if(live, ot.1, 0.) AS art_sum,
+                toUInt64(if(live, ot.2, 0)) AS art_n,
                 greatest(start, o.4) AS b,
                 greatest(conv_end, start, o.4) AS e
             FROM
@@ -117,12 +115,13 @@ FROM
                     indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
                     first_reply_operator,
                     frt_s,
-                    turns,
-                    operators
+                    operators,
+                    -- the turns each of them answered: (sum of response_s, count), migration 0011
+                    operator_turns
                 FROM conversations
                 WHERE notEmpty(operators)
             )
-            ARRAY JOIN operators AS o
+            ARRAY JOIN operators AS o, operator_turns AS ot
 
             UNION ALL
 

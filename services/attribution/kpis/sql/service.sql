@@ -21,9 +21,9 @@
 -- started outside the period only create rows (S8). A contact whose identity
 -- key has no person has no leads or deals.
 --
--- Item tuple: (channel, conversations, frt_s, turn_sum, turn_n, sla_n, sla_ok,
---              missed, transferred, capture_base, offered, answered,
---              missed_calls, abandoned, wait_s, talk_s, other_contact)
+-- Item columns: channel, conversations, frt_s, turn_sum, turn_n, sla_n, sla_ok,
+--               missed, transferred, capture_base, offered, answered,
+--               missed_calls, abandoned, wait_s, talk_s, other_contact
 SELECT
     channel,
     toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
@@ -82,25 +82,29 @@ FROM
     FROM
     (
         SELECT
-            c.1 AS channel,
-            c.2 AS conv_n,
-            c.3 AS frt,
-            c.4 AS turn_sum,
-            c.5 AS turn_n,
-            c.6 AS sla_n,
-            c.7 AS sla_ok,
-            c.8 AS missed,
-            c.9 AS transferred,
-            toUInt64(c.10 AND arrayExists(l -> l >= start AND l <= addMilliseconds(start, {capture_window_ms:Int64}), lead_times)) AS captured,
-            c.11 AS offered,
-            c.12 AS answered,
-            c.13 AS missed_calls,
-            c.14 AS abandoned,
-            c.15 AS wait,
-            c.16 AS talk,
-            c.17 AS other_n,
-            toUInt64(c.17 AND notEmpty(found)) AS other_converted,
-            if(c.17 = 1, arrayMap(d -> (d.2, d.3), found), CAST([] AS Array(Tuple(String, Float64)))) AS deals_found,
+            i.ch AS channel,
+            i.conv_n AS conv_n,
+            i.frt AS frt,
+            i.turn_sum AS turn_sum,
+            i.turn_n AS turn_n,
+            i.sla_n AS sla_n,
+            i.sla_ok AS sla_ok,
+            i.missed AS missed,
+            i.transferred AS transferred,
+            toUInt64(i.capture_base AND arrayExists(l -> l >= i.at AND l <= addMilliseconds(i.at, {capture_window_ms:Int64}), k.lead_times)) AS captured,
+            i.offered AS offered,
+            i.answered AS answered,
+            i.missed_calls AS missed_calls,
+            i.abandoned AS abandoned,
+            i.wait AS wait,
+            i.talk AS talk,
+            i.other AS other_n,
+            toUInt64(i.other AND arrayExists(d -> d.1 >= i.at AND d.1 <= addMilliseconds(i.at, {conversion_window_ms:Int64}), k.won))
+                AS other_converted,
+            if(i.other = 1,
+               arrayMap(d -> (d.2, d.3),
+                        arrayFilter(d -> d.1 >= i.at AND d.1 <= addMilliseconds(i.at, {conversion_window_ms:Int64}), k.won)),
+               CAST([] AS Array(Tuple(String, Float64)))) AS deals_found,
             toUInt64(0) AS csat_n,
             toUInt64(0) AS csat_ok,
             toUInt64(0) AS nps_n,
@@ -108,90 +112,85 @@ FROM
             toUInt64(0) AS nps_detractors
         FROM
         (
+            -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
             SELECT
-                i.at AS start,
-                i.contrib AS c,
-                k.lead_times AS lead_times,
-                arrayFilter(d -> d.1 >= start AND d.1 <= addMilliseconds(start, {conversion_window_ms:Int64}), k.won) AS found
+                identity_key,
+                start AS at,
+                toString(channel) AS ch,
+                toUInt64(live) AS conv_n,
+                if(live = 1, frt_s, NULL) AS frt,
+                if(live = 1, turn_sum_s, 0.) AS turn_sum,
+                toUInt64(if(live = 1, length(turns), 0)) AS turn_n,
+                toUInt64(live AND sla_base AND sla_idx > 0) AS sla_n,
+                toUInt64(live AND sla_base AND sla_idx > 0
+                         AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0)) AS sla_ok,
+                toUInt64(live AND is_missed) AS missed,
+                toUInt64(live AND notEmpty(transfers)) AS transferred,
+                toUInt64(live AND channel IN ('chat', 'messenger')) AS capture_base,
+                toUInt64(0) AS offered,
+                toUInt64(0) AS answered,
+                toUInt64(0) AS missed_calls,
+                toUInt64(0) AS abandoned,
+                CAST(NULL AS Nullable(Float64)) AS wait,
+                CAST(NULL AS Nullable(Float64)) AS talk,
+                toUInt64(live AND NOT is_missed) AS other
             FROM
             (
-                -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
                 SELECT
                     identity_key,
-                    start AS at,
-                    CAST((
-                        toString(channel),
-                        live,
-                        if(live = 1, frt_s, NULL),
-                        if(live = 1, arraySum(arrayMap(t -> t.2, turns)), 0.),
-                        if(live = 1, length(turns), 0),
-                        live AND sla_base AND sla_idx > 0,
-                        live AND sla_base AND sla_idx > 0 AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0),
-                        live AND is_missed,
-                        live AND notEmpty(transfers),
-                        live AND channel IN ('chat', 'messenger'),
-                        0, 0, 0, 0, NULL, NULL,
-                        live AND NOT is_missed)
-                        AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                 UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64)) AS contrib
-                FROM
-                (
-                    SELECT
-                        identity_key,
-                        channel,
-                        assumeNotNull(started_at) AS start,
-                        toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
-                        frt_s,
-                        turns,
-                        transfers,
-                        indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
-                        toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
-                        ifNull(closed_at, addMilliseconds(last_visitor_at, {missed_after_ms:Int64})) AS deadline,
-                        -- S5: no operator or bot message at or before the deadline, once the deadline has passed
-                        toUInt8(ifNull(
-                            sla_base
-                            AND (first_any_reply_at IS NULL OR first_any_reply_at > deadline)
-                            AND (closed_at IS NOT NULL
-                                 OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
-                                                         (SELECT max(occurred_at) FROM raw_events))),
-                            0)) AS is_missed
-                    FROM conversations
-                    WHERE channel != 'call'
-                )
+                    channel,
+                    assumeNotNull(started_at) AS start,
+                    toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
+                    frt_s,
+                    turns,
+                    turn_sum_s,  -- sum of the turns' response_s (migration 0011)
+                    transfers,
+                    indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
+                    toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
+                    ifNull(closed_at, addMilliseconds(last_visitor_at, {missed_after_ms:Int64})) AS deadline,
+                    -- S5: no operator or bot message at or before the deadline, once the deadline has passed
+                    toUInt8(ifNull(
+                        sla_base
+                        AND (first_any_reply_at IS NULL OR first_any_reply_at > deadline)
+                        AND (closed_at IS NOT NULL
+                             OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
+                                                     (SELECT max(occurred_at) FROM raw_events))),
+                        0)) AS is_missed
+                FROM conversations
+                WHERE channel != 'call'
+            )
 
-                UNION ALL
+            UNION ALL
 
-                -- inbound calls (S9)
+            -- inbound calls (S9)
+            SELECT
+                identity_key,
+                started_at,
+                'call',
+                toUInt64(0), CAST(NULL AS Nullable(Float64)), toFloat64(0),
+                toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+                toUInt64(live),
+                toUInt64(live AND outcome = 'answered'),
+                toUInt64(live AND outcome = 'missed'),
+                toUInt64(live AND outcome = 'abandoned'),
+                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                   (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
+                if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
+                   (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
+                toUInt64(live AND outcome NOT IN ('missed', 'abandoned'))
+            FROM
+            (
                 SELECT
-                    identity_key,
-                    started_at,
-                    CAST((
-                        'call', 0, NULL, 0., 0, 0, 0, 0, 0, 0,
-                        live,
-                        live AND outcome = 'answered',
-                        live AND outcome = 'missed',
-                        live AND outcome = 'abandoned',
-                        if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
-                           (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
-                        if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
-                           (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
-                        live AND outcome NOT IN ('missed', 'abandoned'))
-                        AS Tuple(String, UInt64, Nullable(Float64), Float64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                                 UInt64, UInt64, UInt64, UInt64, Nullable(Float64), Nullable(Float64), UInt64))
-                FROM
-                (
-                    SELECT
-                        identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
-                        toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
-                    FROM call_winners
-                    WHERE direction = 'inbound'
-                )
-            ) AS i
-            LEFT JOIN
-            -- every identity key that a contact carries, of a person with a winning deal or a
-            -- lead -> the person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
-            profile_contact_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
-        )
+                    identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
+                    toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
+                FROM call_winners
+                WHERE direction = 'inbound'
+            )
+        ) AS i
+        LEFT JOIN
+        -- every identity key that a contact carries, of a person with a winning deal or a
+        -- lead -> the person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
+        profile_contact_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
 
         UNION ALL
 
