@@ -211,3 +211,18 @@ def test_killed_run_resumes_to_the_facts_of_an_uninterrupted_run(tmp_path):
     assert whole["pending"] == crashed["pending"] == [(0,)]
     for name in whole:
         assert crashed[name] == whole[name], name
+
+
+def test_a_call_sent_again_keeps_the_latest_record(replay_events, client):
+    """The winner of a call (migration 0012) is recomputed from all its stored rows:
+    a later record replaces it, an earlier one arriving late does not."""
+    def record(event_id, occurred_at, **fields):
+        return base(event_id, "call_completed", occurred_at, identity={"phone": "+7 916 000 0009"}, call_id="R",
+                    direction="inbound", started_at="2026-05-02T08:10:00Z", ended_at="2026-05-02T08:15:00Z", **fields)
+
+    replay_events([record("r1", "2026-05-02T08:15:00Z", outcome="missed")])
+    replay_events([record("r2", "2026-05-02T08:20:00Z", outcome="answered", answered_at="2026-05-02T08:10:30Z",
+                          operator_id="op-7")])
+    replay_events([record("r0", "2026-05-02T08:14:00Z", outcome="abandoned")])
+    rows = client.query("SELECT call_id, event_id, outcome, operator_id, wait_s FROM call_winners").result_rows
+    assert rows == [("R", "r2", "answered", "op-7", 30.0)]

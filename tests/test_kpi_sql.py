@@ -19,6 +19,7 @@ from leadflow import warehouse
 from services.attribution import profiles
 from services.attribution.kpis import OUTPUT_KEYS
 from services.attribution.kpis import compute_kpis as _compute_kpis
+from services.enrich.winners import write_call_winners
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
@@ -28,8 +29,11 @@ UTC = timezone.utc
 
 
 def refresh_profiles(client) -> None:
-    """Recompute every person's profile, as the attribution stage does for the people a
-    batch changed (the facts here are inserted directly, without the pipeline)."""
+    """Recompute every call's winner and every person's profile, as the enrich and
+    attribution stages do for what a batch changed (the facts here are inserted
+    directly, without the pipeline)."""
+    calls = [c for (c,) in client.query("SELECT DISTINCT call_id FROM calls").result_rows]
+    write_call_winners(client, calls, version=time.time_ns())
     people = [p for (p,) in client.query(
         "SELECT person_id FROM persons UNION DISTINCT SELECT person_id FROM person_profiles").result_rows]
     profiles.refresh_profiles(client, people, version=time.time_ns())

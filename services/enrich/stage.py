@@ -1,8 +1,9 @@
 """The enrich stage: stored events -> identity graph, fact rows, conversation facts.
 
 One batch: link identities (in memory), write changed `person_keys`, write the
-fact rows of single events, recompute the conversations the batch touched
-from all of their stored events, then tell attribution which people changed.
+fact rows of single events, recompute the winners of the calls and the
+conversations the batch touched from all of their stored events, then tell
+attribution which people changed.
 The runner commits the input offsets only after all of that is written, so a
 crash replays the batch; every write is idempotent (fact tables dedup by
 event_id, versioned rows are recomputed whole).
@@ -24,6 +25,7 @@ from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
 from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES, WINNER_IDS
 from services.enrich.identity import IdentityGraph
+from services.enrich.winners import write_call_winners
 
 
 def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
@@ -75,7 +77,8 @@ class EnrichStage:
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
-        winner_ids: dict[str, set[str]] = defaultdict(set)
+        winner_ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+        call_ids: set[str] = set()
         key_lists: list[list[str]] = []
         stored: list[dict] = []
         for record in records:
@@ -94,6 +97,8 @@ class EnrichStage:
                 winner_ids[FACT_TABLES[event_type].table, WINNER_IDS[event_type]].add(event[WINNER_IDS[event_type]])
             if event_type in CONVERSATION_TYPES:
                 conversation_ids.add(event["conversation_id"])
+            elif event_type == "call_completed":
+                call_ids.add(event["call_id"])
 
         link = self.graph.link_all(key_lists)
         version = self.graph.next_version()
@@ -102,6 +107,7 @@ class EnrichStage:
         for event_type, table_rows in rows.items():
             table = FACT_TABLES[event_type]
             insert_rows(self.client, table.table, table.columns, table_rows)
+        write_call_winners(self.client, call_ids, version=version)
         conversations = None
         if conversation_ids:
             conversations = self._write_conversations(sorted(conversation_ids), version)

@@ -48,8 +48,10 @@ FROM
         sum(messages) AS messages,
         sum(templated) AS templated,
         sum(transfer_n) AS transfer_n,
-        quantileExactInclusive(0.5)(frt) AS frt_median,
-        quantileExactInclusive(0.9)(frt) AS frt_p90,
+        -- one state for both quantiles (exact, linear interpolation as numpy); null without values
+        quantilesExactInclusive(0.5, 0.9)(frt) AS frt_q,
+        if(count(frt) = 0, NULL, frt_q[1]) AS frt_median,
+        if(count(frt) = 0, NULL, frt_q[2]) AS frt_p90,
         avg(frt) AS frt_mean,
         sum(sla_n) AS sla_n,
         sum(sla_ok) AS sla_ok,
@@ -143,13 +145,13 @@ FROM
 
         UNION ALL
 
-        -- transfers, credited to from_operator_id (no conversation handled)
+        -- transfers, credited to from_operator_id (no conversation handled), summed per operator
         SELECT
             tr.2,
             toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
-            toUInt64(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}),
+            countIf(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}),
             CAST(NULL AS Nullable(Float64)), toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
-            start, start,
+            toDateTime64(0, 3, 'UTC'), toDateTime64(0, 3, 'UTC'),
             toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
         FROM
         (
@@ -158,22 +160,23 @@ FROM
             WHERE notEmpty(transfers)
         )
         ARRAY JOIN transfers AS tr
+        GROUP BY tr.2
 
         UNION ALL
 
         -- survey responses (S10): the response's operator, else the last operator
-        -- of its conversation, else the operator of its answered call
+        -- of its conversation, else the operator of its answered call; summed per operator
         SELECT
             op,
             toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
             CAST(NULL, 'Nullable(Float64)'),
             toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
             toDateTime64(0, 3, 'UTC'), toDateTime64(0, 3, 'UTC'),
-            toUInt64(live AND survey = 'csat'),
-            toUInt64(live AND survey = 'csat' AND score >= 4),
-            toUInt64(live AND survey = 'nps'),
-            toUInt64(live AND survey = 'nps' AND score >= 9),
-            toUInt64(live AND survey = 'nps' AND score <= 6)
+            countIf(live AND survey = 'csat'),
+            countIf(live AND survey = 'csat' AND score >= 4),
+            countIf(live AND survey = 'nps'),
+            countIf(live AND survey = 'nps' AND score >= 9),
+            countIf(live AND survey = 'nps' AND score <= 6)
         FROM
         (
             SELECT
@@ -199,6 +202,7 @@ FROM
             ) AS cl ON cl.call_id = s.call_id
         )
         WHERE op != ''
+        GROUP BY op
     )
     GROUP BY op
 )

@@ -54,8 +54,10 @@ FROM
     SELECT
         channel,
         sum(conv_n) AS conv_n,
-        quantileExactInclusive(0.5)(frt) AS frt_median,
-        quantileExactInclusive(0.9)(frt) AS frt_p90,
+        -- one state for both quantiles (exact, linear interpolation as numpy); null without values
+        quantilesExactInclusive(0.5, 0.9)(frt) AS frt_q,
+        if(count(frt) = 0, NULL, frt_q[1]) AS frt_median,
+        if(count(frt) = 0, NULL, frt_q[2]) AS frt_p90,
         avg(frt) AS frt_mean,
         sum(turn_sum) AS turn_sum,
         sum(turn_n) AS turn_n,
