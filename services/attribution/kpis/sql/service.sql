@@ -122,7 +122,7 @@ FROM
                 toUInt64(live) AS conv_n,
                 if(live = 1, frt_s, NULL) AS frt,
                 if(live = 1, turn_sum_s, 0.) AS turn_sum,
-                toUInt64(if(live = 1, length(turns), 0)) AS turn_n,
+                toUInt64(if(live = 1, turn_count, 0)) AS turn_n,
                 toUInt64(live AND sla_base AND sla_idx > 0) AS sla_n,
                 toUInt64(live AND sla_base AND sla_idx > 0
                          AND ifNull(frt_s <= arrayElement({sla_seconds:Array(Float64)}, sla_idx), 0)) AS sla_ok,
@@ -144,8 +144,8 @@ FROM
                     assumeNotNull(started_at) AS start,
                     toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
                     frt_s,
-                    turns,
-                    turn_sum_s,  -- sum of the turns' response_s (migration 0011)
+                    turn_sum_s,  -- sum and count of the answered turns (migration 0011)
+                    turn_count,
                     transfers,
                     indexOf({sla_channels:Array(String)}, toString(channel)) AS sla_idx,
                     toUInt8(initiated_by = 'visitor' AND visitor_messages > 0) AS sla_base,
