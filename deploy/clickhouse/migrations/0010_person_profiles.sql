@@ -63,6 +63,10 @@ FROM person_profiles FINAL
 ARRAY JOIN arrayZip(key_h, key_n) AS k
 WHERE notEmpty(won);
 
+-- person_keys_n (0008) has no reader left: stop copying every person_keys insert into it.
+DROP VIEW IF EXISTS person_keys_n_mv;
+DROP TABLE IF EXISTS person_keys_n;
+
 -- Profiles of an existing warehouse, computed once from its facts (version 0:
 -- the stage's next write of a person replaces them).
 INSERT INTO person_profiles (person_id, version, keys, contact_keys, won, lead_times, first_channel, value)
