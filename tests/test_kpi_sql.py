@@ -585,6 +585,27 @@ def test_missed_conversations_and_concurrency(client, settings, facts):
     assert ops["op-a"]["max_concurrency"] == 2  # c1 and c3 overlap; c2 (empty, at T0+20m) only meets c3
 
 
+def test_concurrency_of_empty_and_touching_intervals(client, settings, facts):
+    """O5 at one instant: an empty interval inside another counts with it; intervals that
+    only touch (one ends when the next starts) do not overlap."""
+    m = timedelta(minutes=1)
+    evs = [
+        # op-b: c6 [T0+1m, T0+10m]; c7 [T0+5m, T0+5m] (its reply came after its close)
+        start(T0, "c6", "v6"), msg(T0, "c6", "visitor"), msg(T0 + m, "c6", "operator", "op-b"),
+        ev("conversation_closed", T0 + 10 * m, conversation_id="c6"),
+        start(T0 + 2 * m, "c7", "v7"), msg(T0 + 2 * m, "c7", "visitor"),
+        ev("conversation_closed", T0 + 3 * m, conversation_id="c7"), msg(T0 + 5 * m, "c7", "operator", "op-b"),
+        # op-c: c8 [T0+20m, T0+30m] and c9 [T0+30m, T0+40m]
+        start(T0 + 20 * m, "c8", "v8"), msg(T0 + 20 * m, "c8", "visitor"), msg(T0 + 20 * m, "c8", "operator", "op-c"),
+        ev("conversation_closed", T0 + 30 * m, conversation_id="c8"),
+        start(T0 + 30 * m, "c9", "v9"), msg(T0 + 30 * m, "c9", "visitor"), msg(T0 + 30 * m, "c9", "operator", "op-c"),
+        ev("conversation_closed", T0 + 40 * m, conversation_id="c9"),
+    ]
+    ops = check_against_reference(client, settings, facts, evs)["operators"]
+    assert ops["op-b"]["max_concurrency"] == 2
+    assert ops["op-c"]["max_concurrency"] == 1
+
+
 def test_marketing_edges(client, settings, facts):
     """M2-M8 and A5: zero spend, (none), campaign channel from a conversation touch,
     email as one row."""

@@ -30,15 +30,7 @@ SELECT
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
     converted / nullIf(handled, 0) AS operator_conversion_rate,
-    -- sweep over the intervals (O5): at one instant, ends of non-empty intervals
-    -- come before starts, and ends of empty intervals after them; the answer is
-    -- the highest running count right after a start. Each event is one Int64,
-    -- ms * 4 + order (0 end, 1 start, 2 end of an empty interval), so a numeric
-    -- sort (ev_keys is sorted) orders them by (instant, order)
-    toInt64(if(empty(ev_keys), 0, arrayMax(arrayFilter(
-        (n, k) -> bitAnd(k, 3) = 1,
-        arrayCumSum(arrayMap(k -> if(bitAnd(k, 3) = 1, 1, -1), ev_keys)),
-        ev_keys)))) AS max_concurrency
+    toInt64(max_conc) AS max_concurrency
 FROM
 (
     SELECT
@@ -57,9 +49,11 @@ FROM
         sum(sla_ok) AS sla_ok,
         sum(art_sum) AS art_sum,
         sum(art_n) AS art_n,
-        arraySort(arrayConcat(
-            groupArrayIf(toUnixTimestamp64Milli(b) * 4 + 1, is_handled = 1),
-            groupArrayIf(toUnixTimestamp64Milli(e) * 4 + if(e = b, 2, 0), is_handled = 1))) AS ev_keys,
+        -- O5: the most intervals open at one instant. Each end is one Int64, ms * 4 + order
+        -- (start 1; end 0, or 2 for an empty interval), so that at one instant the ends of
+        -- non-empty intervals come before the starts and those of empty ones after them
+        maxIntersectionsIf(toUnixTimestamp64Milli(b) * 4 + 1, toUnixTimestamp64Milli(e) * 4 + if(e = b, 2, 0),
+                           is_handled = 1) AS max_conc,
         sum(csat_n) AS csat_n,
         sum(csat_ok) AS csat_ok,
         sum(nps_n) AS nps_n,
