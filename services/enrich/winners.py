@@ -10,7 +10,8 @@ from clickhouse_connect.driver.client import Client
 from leadflow.warehouse import stage_keys
 
 _CALL_WINNERS = """
-INSERT INTO call_latest
+INSERT INTO call_latest (call_id, event_id, occurred_at, identity_key, direction, outcome, operator_id, campaign_id,
+                         started_at, answered_at, ended_at, wait_s, talk_s, version)
 SELECT call_id, w.1, w.2, w.3, w.4, w.5, w.6, w.7, w.8, w.9, w.10, w.11, w.12, {version:UInt64}
 FROM
 (

@@ -24,17 +24,21 @@ CREATE TABLE IF NOT EXISTS call_latest
     ended_at     DateTime64(3, 'UTC'),
     wait_s       Nullable(Float64),
     talk_s       Nullable(Float64),
-    version      UInt64
+    version      UInt64,
+    -- the hashes of identity_key the KPI queries join on (as conversation_facts, 0011)
+    key_h        UInt64 DEFAULT cityHash64(identity_key),
+    key_n        FixedString(16) DEFAULT murmurHash3_128(identity_key)
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY call_id;
 
-INSERT INTO call_latest
+INSERT INTO call_latest (call_id, event_id, occurred_at, identity_key, direction, outcome, operator_id, campaign_id,
+                         started_at, answered_at, ended_at, wait_s, talk_s, version)
 SELECT call_id, event_id, occurred_at, identity_key, direction, outcome, operator_id, campaign_id, started_at,
        answered_at, ended_at, wait_s, talk_s, toUInt64(0)
 FROM call_winners;
 
 CREATE OR REPLACE VIEW call_winners AS
 SELECT call_id, event_id, occurred_at, identity_key, direction, outcome, operator_id, campaign_id, started_at,
-       answered_at, ended_at, wait_s, talk_s
+       answered_at, ended_at, wait_s, talk_s, key_h, key_n
 FROM call_latest FINAL;

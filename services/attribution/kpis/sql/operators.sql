@@ -86,7 +86,8 @@ FROM
         (
             -- conversations: a row per operator who sent a message (ARRAY JOIN drops conversations without)
             SELECT
-                identity_key,
+                key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                key_n,
                 start AS at,
                 o.1 AS op,
                 toUInt64(live) AS live_n,
@@ -103,7 +104,8 @@ FROM
             FROM
             (
                 SELECT
-                    identity_key,
+                    key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                    key_n,
                     assumeNotNull(started_at) AS start,
                     toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
                     -- the end of the conversation: its close, else its last message or transfer (O5)
@@ -123,7 +125,8 @@ FROM
 
             -- inbound answered calls
             SELECT
-                identity_key,
+                key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                key_n,
                 started_at,
                 operator_id,
                 toUInt64(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}),
@@ -135,7 +138,7 @@ FROM
         ) AS h
         LEFT JOIN
         -- the contacts' identity keys of converting persons (view, migration 0010)
-        converting_contact_keys AS k ON k.k_key_h = cityHash64(h.identity_key) AND k.k_key_n = murmurHash3_128(h.identity_key)
+        converting_contact_keys AS k ON k.k_key_h = h.key_h AND k.k_key_n = h.key_n
 
         UNION ALL
 

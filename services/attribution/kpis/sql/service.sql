@@ -116,7 +116,8 @@ FROM
         (
             -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
             SELECT
-                identity_key,
+                key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                key_n,
                 start AS at,
                 toString(channel) AS ch,
                 toUInt64(live) AS conv_n,
@@ -139,7 +140,8 @@ FROM
             FROM
             (
                 SELECT
-                    identity_key,
+                    key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                    key_n,
                     channel,
                     assumeNotNull(started_at) AS start,
                     toUInt8(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}) AS live,
@@ -166,7 +168,8 @@ FROM
 
             -- inbound calls (S9)
             SELECT
-                identity_key,
+                key_h,  -- hashes of identity_key (migrations 0011, 0012)
+                key_n,
                 started_at,
                 'call',
                 toUInt64(0), CAST(NULL AS Nullable(Float64)), toFloat64(0),
@@ -183,7 +186,7 @@ FROM
             FROM
             (
                 SELECT
-                    identity_key, toString(outcome) AS outcome, started_at, answered_at, ended_at,
+                    key_h, key_n, toString(outcome) AS outcome, started_at, answered_at, ended_at,
                     toUInt8(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}) AS live
                 FROM call_winners
                 WHERE direction = 'inbound'
@@ -192,7 +195,7 @@ FROM
         LEFT JOIN
         -- every identity key that a contact carries, of a person with a winning deal or a
         -- lead -> the person's deals (won_at, deal_id, revenue) and lead times (view, migration 0010)
-        profile_contact_keys AS k ON k.k_key_h = cityHash64(i.identity_key) AND k.k_key_n = murmurHash3_128(i.identity_key)
+        profile_contact_keys AS k ON k.k_key_h = i.key_h AND k.k_key_n = i.key_n
 
         UNION ALL
 
