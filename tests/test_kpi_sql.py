@@ -28,7 +28,7 @@ MONEY_KEYS = {"spend", "cpl", "revenue", "cpa", "ltv", "lost_revenue"}
 UTC = timezone.utc
 
 
-def refresh_profiles(client) -> None:
+def refresh_stage_tables(client) -> None:
     """Recompute every call's winner and every person's profile, as the enrich and
     attribution stages do for what a batch changed (the facts here are inserted
     directly, without the pipeline)."""
@@ -40,7 +40,7 @@ def refresh_profiles(client) -> None:
 
 
 def compute_kpis(client, settings, grouping, **kwargs):
-    refresh_profiles(client)
+    refresh_stage_tables(client)
     return _compute_kpis(client, settings, grouping, **kwargs)
 
 
@@ -746,7 +746,7 @@ def _kpis_cli(settings, monkeypatch, *args: str) -> int:
 
 def test_cli_kpis_formats(client, settings, facts, monkeypatch, capsys):
     load_examples(facts)
-    refresh_profiles(client)
+    refresh_stage_tables(client)
     for grouping in ("channels", "campaigns", "operators", "service"):
         assert _kpis_cli(settings, monkeypatch, grouping, "--format", "json", "--model", "last_touch") == 0
         out = capsys.readouterr().out

@@ -41,14 +41,15 @@ def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[c
     return out
 
 
-def load_holders(client: Client, ids: dict[tuple[str, str], set[str]]) -> set[str]:
-    """Identity values that carry these ids ((table, id column) -> ids) in any stored row."""
+def load_holders(client: Client, ids: dict[str, set[str]]) -> set[str]:
+    """Identity values that carry these ids (event type -> ids of its WINNER_IDS column) in any stored row."""
     if not ids:
         return set()
     stage_keys(client, "enrich_winner_ids", sorted({i for values in ids.values() for i in values}))
     sql = " UNION DISTINCT ".join(
-        f"SELECT identity_key FROM {table} WHERE {column} IN (SELECT key FROM enrich_winner_ids)"
-        for table, column in sorted(ids))
+        f"SELECT identity_key FROM {FACT_TABLES[event_type].table} "
+        f"WHERE {WINNER_IDS[event_type]} IN (SELECT key FROM enrich_winner_ids)"
+        for event_type in sorted(ids))
     return {key for (key,) in client.query(sql).result_rows if key}
 
 
@@ -77,8 +78,7 @@ class EnrichStage:
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
-        winner_ids: dict[tuple[str, str], set[str]] = defaultdict(set)
-        call_ids: set[str] = set()
+        winner_ids: dict[str, set[str]] = defaultdict(set)  # event type -> ids of its WINNER_IDS column
         key_lists: list[list[str]] = []
         stored: list[dict] = []
         for record in records:
@@ -94,11 +94,9 @@ class EnrichStage:
             if table is not None:
                 rows[event_type].append(table.build(event))
             if event_type in WINNER_IDS:
-                winner_ids[FACT_TABLES[event_type].table, WINNER_IDS[event_type]].add(event[WINNER_IDS[event_type]])
+                winner_ids[event_type].add(event[WINNER_IDS[event_type]])
             if event_type in CONVERSATION_TYPES:
                 conversation_ids.add(event["conversation_id"])
-            elif event_type == "call_completed":
-                call_ids.add(event["call_id"])
 
         link = self.graph.link_all(key_lists)
         version = self.graph.next_version()
@@ -107,7 +105,7 @@ class EnrichStage:
         for event_type, table_rows in rows.items():
             table = FACT_TABLES[event_type]
             insert_rows(self.client, table.table, table.columns, table_rows)
-        write_call_winners(self.client, call_ids, version=version)
+        write_call_winners(self.client, winner_ids.get("call_completed", ()), version=version)
         conversations = None
         if conversation_ids:
             conversations = self._write_conversations(sorted(conversation_ids), version)
