@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(1024 * 1024, ge=256)
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
-    batch_max_rows: int = Field(10_000, ge=1)
+    batch_max_rows: int = Field(20_000, ge=1)
     batch_max_seconds: float = Field(0.5, gt=0)
     # The embedded broker holds every message in memory (~1 KiB per event over its topics) and
     # cannot delete records: a big replay on it runs in segments of this many input lines, each

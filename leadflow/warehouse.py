@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,22 @@ def connect(settings: Settings, *, create_database: bool = True) -> Client:
             raise WarehouseError(f"cannot open warehouse {dsn}: {exc}") from exc
         _open[(dsn, db)] = client
         return client
+
+
+def stage_client(settings: Settings, shared: Client) -> Client:
+    """The client for one stage of a pipeline; stages run their warehouse work in threads.
+
+    chdb's client serializes calls on its engine handle with a lock, so the stages share it
+    (while one waits for the engine, the GIL is free for another's Python work). A server
+    session admits one query at a time and the stages keep temporary tables in theirs, so
+    each stage gets a client with a session of its own.
+    """
+    if settings.warehouse_dsn.startswith("chdb:"):
+        return shared
+    try:
+        return clickhouse_connect.get_client(dsn=settings.warehouse_dsn, database=settings.clickhouse_database)
+    except Exception as exc:  # clickhouse-connect raises several types
+        raise WarehouseError(f"cannot open warehouse {settings.warehouse_dsn}: {exc}") from exc
 
 
 def close_all() -> None:
@@ -163,7 +180,8 @@ def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterab
     started = time.perf_counter()
     try:
         # column-oriented data serializes ~3x faster than rows in clickhouse-connect
-        client.insert(table, [list(col) for col in zip(*data)], column_names=list(columns), column_oriented=True)
+        client.insert(table, [list(col) for col in zip(*data)], column_names=list(columns), column_oriented=True,
+                      column_types=column_types(client, table, columns))
     except Exception as exc:
         metrics.WAREHOUSE_WRITE_FAILURES.labels(table=table).inc()
         raise WarehouseError(f"insert into {table} failed: {exc}") from exc
@@ -171,6 +189,19 @@ def insert_rows(client: Client, table: str, columns: Sequence[str], rows: Iterab
     metrics.WAREHOUSE_BATCHES.labels(table=table).inc()
     metrics.WAREHOUSE_ROWS.labels(table=table).inc(len(data))
     return len(data)
+
+
+_column_types: "weakref.WeakKeyDictionary[Client, dict]" = weakref.WeakKeyDictionary()
+
+
+def column_types(client: Client, table: str, columns: Sequence[str]) -> list:
+    """The ClickHouse types of these columns, read once per client and table: clickhouse-connect
+    otherwise runs a DESCRIBE TABLE before every insert (a statement per table per batch)."""
+    known = _column_types.setdefault(client, {})
+    key = (table, tuple(columns))
+    if key not in known:
+        known[key] = client.create_insert_context(table, column_names=list(columns)).column_types
+    return known[key]
 
 
 def stage_keys(client: Client, table: str, values: Iterable[str]) -> None:
@@ -182,9 +213,9 @@ def stage_keys(client: Client, table: str, values: Iterable[str]) -> None:
     """
     client.command(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (key String) ENGINE = Memory")
     client.command(f"TRUNCATE TABLE {table}")
-    rows = [(v,) for v in values]
-    if rows:
-        client.insert(table, rows, column_names=["key"])
+    keys = list(values)
+    if keys:
+        client.insert(table, [keys], column_names=["key"], column_type_names=["String"], column_oriented=True)
 
 
 def scalar(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> Any:

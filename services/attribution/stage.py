@@ -8,6 +8,7 @@ that left the window loses its credit and nothing is counted twice.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -56,6 +57,9 @@ class AttributionStage:
         self.business = business_metrics.AttributionMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
+        await asyncio.to_thread(self.process, records)
+
+    def process(self, records: list[ConsumerRecord]) -> None:
         people = sorted({r.value.decode() for r in records})
         loaded = load_people(self.client, people)
         deals, touches = loaded.deals, loaded.touches

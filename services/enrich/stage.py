@@ -10,6 +10,7 @@ event_id, versioned rows are recomputed whole).
 """
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import timedelta
 
@@ -75,6 +76,11 @@ class EnrichStage:
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
+        await self.announce(await asyncio.to_thread(self.process, records))
+
+    def process(self, records: list[ConsumerRecord]) -> list[str]:
+        """Write the batch's identity links, facts, call winners and conversations; returns the
+        people to announce to attribution."""
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
@@ -119,8 +125,8 @@ class EnrichStage:
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in sorted(changed)])
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
-        await self.announce(sorted(changed))
         self.business.observe(stored, conversations)
+        return sorted(changed)
 
     async def announce(self, people: list[str]) -> None:
         """Tell attribution these people changed."""

@@ -8,6 +8,7 @@ the warehouse check turns the replay into duplicates, never double rows.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import Counter
 from datetime import datetime
@@ -63,6 +64,11 @@ class RawEventSink:
         self.duplicates = Counter()  # by type
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
+        forward = await asyncio.to_thread(self.store, records)
+        await send_all(self.producer, self.stored_topic, forward, self.forwarded)
+
+    def store(self, records: list[ConsumerRecord]) -> list[tuple[bytes, bytes]]:
+        """Insert the batch's new events; returns the (key, value) messages to forward to enrich."""
         events = [(r, orjson.loads(r.value)) for r in records]
         known = existing_event_ids(self.client, list({e["event_id"] for _, e in events}))
         rows, forward, batch_dups = [], [], Counter()
@@ -75,7 +81,6 @@ class RawEventSink:
             rows.append(raw_row(event, record.value))
             forward.append((record.key, record.value))
         insert_rows(self.client, "raw_events", RAW_COLUMNS, rows)
-        await send_all(self.producer, self.stored_topic, forward, self.forwarded)
         batch_stored = Counter(row[1] for row in rows)
         for event_type, n in batch_stored.items():
             metrics.EVENTS_STORED.labels(type=event_type).inc(n)
@@ -83,6 +88,7 @@ class RawEventSink:
             metrics.EVENTS_DUPLICATE.labels(type=event_type).inc(n)
         self.stored.update(batch_stored)
         self.duplicates.update(batch_dups)
+        return forward
 
 
 def dead_letter_row(message: dict) -> tuple:
@@ -104,6 +110,9 @@ class DeadLetterSink:
         self.stored = 0
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
+        await asyncio.to_thread(self.store, records)
+
+    def store(self, records: list[ConsumerRecord]) -> None:
         rows = [dead_letter_row(orjson.loads(r.value)) for r in records]
         insert_rows(self.client, "dead_letters", DEAD_LETTER_COLUMNS, rows)
         metrics.DEAD_LETTERS_STORED.inc(len(rows))
