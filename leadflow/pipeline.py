@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 
 
 # Python's default collector thresholds (700, 10, 10) run a young collection every 700
-# net allocations and a full one every 70,000; a stage allocates a few tuples and dicts per
-# event, and the process holds millions of long-lived objects (the identity graph, batches
-# in flight), so collecting took about a quarter of a replay's time (200k events: 17 s ->
-# 13 s with these). The stages make few reference cycles: most garbage goes by refcount.
-GC_THRESHOLDS = (20_000, 20, 100)
+# net allocations; a stage allocates a few tuples and dicts per event and the process holds
+# millions of long-lived objects (the identity graph, batches in flight), so collecting
+# cost 15-20% of a replay (200k events: 16.9-18.4 s -> 14.1-15.1 s with these). Most
+# garbage goes by refcount; larger older-generation thresholds were no faster and held
+# ~80 MiB more.
+GC_THRESHOLDS = (20_000, 10, 10)
 
 
 def tune_gc() -> None:
@@ -79,8 +80,8 @@ class Pipeline:
         tune_gc()
         await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()})
         self.producer = await start_producer(self.bootstrap)
-        # each stage does its warehouse work in a thread of its own (stages' `handle`), so one
-        # stage's Python work runs while another waits for the engine
+        # stages do their batch work off the event loop (leadflow.stream.in_stage_thread): a server
+        # client gets a session per stage, chdb's is shared (it serializes calls with a lock)
         client = self._stage_client
         build = {
             Stages.WAREHOUSE_SINK: lambda: RawEventSink(client(), self.producer, self.topics),

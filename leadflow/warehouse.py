@@ -77,13 +77,35 @@ def connect(settings: Settings, *, create_database: bool = True) -> Client:
         return client
 
 
-def stage_client(settings: Settings, shared: Client) -> Client:
-    """The client for one stage of a pipeline; stages run their warehouse work in threads.
+# Versioned tables the KPI queries read with FINAL. A replay rewrites the same rows many
+# times (a conversation, profile or credit per batch that touched it), so it leaves them in
+# many parts and FINAL merges those on every read: at 10M events, compacting them once
+# (4.4 s) took service 470-530 -> 400-410 ms and operators 465-487 -> 360-375 ms.
+COMPACTED_TABLES = ("attribution_credits", "call_latest", "clicks", "conversation_facts", "person_profiles",
+                    "surveys")
 
-    chdb's client serializes calls on its engine handle with a lock, so the stages share it
-    (while one waits for the engine, the GIL is free for another's Python work). A server
-    session admits one query at a time and the stages keep temporary tables in theirs, so
-    each stage gets a client with a session of its own.
+
+def compact(client: Client, stored: int, tables: Sequence[str] = COMPACTED_TABLES) -> list[str]:
+    """Merge each table's parts into one (OPTIMIZE ... FINAL) after a replay that stored `stored`
+    events, when those are at least a tenth of the warehouse's: the merge rewrites a whole table,
+    so a small replay into a big warehouse leaves it to the background merges. Returns the
+    tables compacted."""
+    total = scalar(client, "SELECT count() FROM raw_events") or 0
+    if stored <= 0 or stored * 10 < total:
+        return []
+    for table in tables:
+        started = time.perf_counter()
+        client.command(f"OPTIMIZE TABLE {table} FINAL")
+        log.info("compacted %s in %.2f s", table, time.perf_counter() - started)
+    return list(tables)
+
+
+def stage_client(settings: Settings, shared: Client) -> Client:
+    """The client for one stage of a pipeline; stages do their warehouse work off the event loop.
+
+    chdb's client serializes calls on its engine handle with a lock, so the stages share it.
+    A server session admits one query at a time and the stages keep temporary tables in
+    theirs, so each stage gets a client with a session of its own.
     """
     if settings.warehouse_dsn.startswith("chdb:"):
         return shared

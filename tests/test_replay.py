@@ -171,3 +171,35 @@ def test_dead_letter_retention_follows_the_setting(settings):
     assert ttl(settings) == "toDateTime(rejected_at) + toIntervalDay(30)"
     assert ttl(load_settings(**{**settings.model_dump(), "deadletter_retention_days": 7})) == \
         "toDateTime(rejected_at) + toIntervalDay(7)"
+
+
+def active_parts(client, table: str) -> int:
+    return client.query("SELECT count() FROM system.parts WHERE database = currentDatabase() AND active "
+                        "AND table = {t:String}", parameters={"t": table}).result_rows[0][0]
+
+
+def test_compact_merges_versioned_tables_unless_the_replay_was_small(client):
+    from leadflow import warehouse
+
+    client.command("INSERT INTO raw_events (event_id) SELECT toString(number) FROM numbers(100)")
+    for rows in ("('p1', 1), ('p2', 1)", "('p1', 2)", "('p2', 3)"):  # three parts, two people
+        client.command(f"INSERT INTO person_profiles (person_id, version) VALUES {rows}")
+    assert active_parts(client, "person_profiles") == 3
+
+    assert warehouse.compact(client, stored=9) == []  # 9 of 100 events: left to background merges
+    assert active_parts(client, "person_profiles") == 3
+
+    assert warehouse.compact(client, stored=10) == list(warehouse.COMPACTED_TABLES)
+    assert active_parts(client, "person_profiles") == 1
+    assert client.query("SELECT person_id, version FROM person_profiles ORDER BY person_id").result_rows == [
+        ("p1", 2), ("p2", 3)]
+
+
+def test_a_replay_leaves_the_versioned_tables_compacted(settings, client, mixed_file):
+    path, V, _, _ = mixed_file
+    small_batches = settings.model_copy(update={"batch_max_rows": 4})
+    summary = asyncio.run(replay(small_batches, [path], show_progress=False))
+    assert summary.accepted == V
+    # 40 events in batches of 4 write clicks and credits in several inserts: one part each after
+    for table in ("clicks", "attribution_credits"):
+        assert active_parts(client, table) == 1

@@ -8,7 +8,6 @@ that left the window loses its credit and nothing is counted twice.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from leadflow import business_metrics
 from leadflow.config import Settings
+from leadflow.stream import in_stage_thread
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows
 from services.attribution.models import MODELS, credit_touches
@@ -57,7 +57,7 @@ class AttributionStage:
         self.business = business_metrics.AttributionMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        await asyncio.to_thread(self.process, records)
+        await in_stage_thread(self.process, records)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         people = sorted({r.value.decode() for r in records})

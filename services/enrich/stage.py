@@ -10,7 +10,6 @@ event_id, versioned rows are recomputed whole).
 """
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from datetime import timedelta
 
@@ -20,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from leadflow import business_metrics
 from leadflow.config import Settings
-from leadflow.stream import OffsetTracker, send_all
+from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
@@ -76,7 +75,7 @@ class EnrichStage:
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        await self.announce(await asyncio.to_thread(self.process, records))
+        await self.announce(await in_stage_thread(self.process, records))
 
     def process(self, records: list[ConsumerRecord]) -> list[str]:
         """Write the batch's identity links, facts, call winners and conversations; returns the

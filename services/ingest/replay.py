@@ -271,6 +271,8 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
                 published = await _publish_here(settings, pipe, files, progress)
                 await _drain(pipe, published.tracker, stored, duplicates, progress, published.read,
                              published.published)
+    # a replay leaves the versioned tables in many parts: merge them once, not on every read
+    warehouse.compact(client, stored.total())
     summary.read = published.read
     summary.rejected = published.rejected
     summary.first_rejections = published.first

@@ -8,7 +8,6 @@ the warehouse check turns the replay into duplicates, never double rows.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections import Counter
 from datetime import datetime
@@ -18,7 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from leadflow import metrics
-from leadflow.stream import OffsetTracker, send_all
+from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
 
@@ -64,7 +63,7 @@ class RawEventSink:
         self.duplicates = Counter()  # by type
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        forward = await asyncio.to_thread(self.store, records)
+        forward = await in_stage_thread(self.store, records)
         await send_all(self.producer, self.stored_topic, forward, self.forwarded)
 
     def store(self, records: list[ConsumerRecord]) -> list[tuple[bytes, bytes]]:
@@ -110,7 +109,7 @@ class DeadLetterSink:
         self.stored = 0
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        await asyncio.to_thread(self.store, records)
+        await in_stage_thread(self.store, records)
 
     def store(self, records: list[ConsumerRecord]) -> None:
         rows = [dead_letter_row(orjson.loads(r.value)) for r in records]
