@@ -64,17 +64,21 @@ def connect(settings: Settings, *, create_database: bool = True) -> Client:
                     other.close()
                     del _open[(other_dsn, other_db)]
             Path(dsn[len("chdb://"):]).mkdir(parents=True, exist_ok=True)
-        try:
-            if create_database:
-                bootstrap = clickhouse_connect.get_client(dsn=dsn)
-                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-                if not dsn.startswith("chdb:"):
-                    bootstrap.close()
-            client = clickhouse_connect.get_client(dsn=dsn, database=db)
-        except Exception as exc:  # clickhouse-connect raises several types
-            raise WarehouseError(f"cannot open warehouse {dsn}: {exc}") from exc
+        client = _new_client(dsn, db, create_database=create_database)
         _open[(dsn, db)] = client
         return client
+
+
+def _new_client(dsn: str, db: str, *, create_database: bool) -> Client:
+    try:
+        if create_database:
+            bootstrap = clickhouse_connect.get_client(dsn=dsn)
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+            if not dsn.startswith("chdb:"):
+                bootstrap.close()
+        return clickhouse_connect.get_client(dsn=dsn, database=db)
+    except Exception as exc:  # clickhouse-connect raises several types
+        raise WarehouseError(f"cannot open warehouse {dsn}: {exc}") from exc
 
 
 # Versioned tables the KPI queries read with FINAL. A replay rewrites the same rows many
@@ -90,8 +94,7 @@ def compact(client: Client, stored: int, tables: Sequence[str] = COMPACTED_TABLE
     events, when those are at least a tenth of the warehouse's: the merge rewrites a whole table,
     so a small replay into a big warehouse leaves it to the background merges. Returns the
     tables compacted."""
-    total = scalar(client, "SELECT count() FROM raw_events") or 0
-    if stored <= 0 or stored * 10 < total:
+    if stored <= 0 or stored * 10 < (scalar(client, "SELECT count() FROM raw_events") or 0):
         return []
     for table in tables:
         started = time.perf_counter()
@@ -109,10 +112,7 @@ def stage_client(settings: Settings, shared: Client) -> Client:
     """
     if settings.warehouse_dsn.startswith("chdb:"):
         return shared
-    try:
-        return clickhouse_connect.get_client(dsn=settings.warehouse_dsn, database=settings.clickhouse_database)
-    except Exception as exc:  # clickhouse-connect raises several types
-        raise WarehouseError(f"cannot open warehouse {settings.warehouse_dsn}: {exc}") from exc
+    return _new_client(settings.warehouse_dsn, settings.clickhouse_database, create_database=False)
 
 
 def close_all() -> None:
