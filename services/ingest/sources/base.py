@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping as MappingType
 
+import orjson
+
 from leadflow.config import Settings, SourceSettings
 
 MAX_EVENT_ID = 128
@@ -201,6 +203,13 @@ def count_int(value: Any, what: str) -> int | None:
         return int(str(value).replace(",", "").strip())
     except ValueError:
         raise Unmappable(f"{what} is not a whole number: {value!r}") from None
+
+
+def load_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Unmappable(f"not JSON: {exc}") from None
 
 
 def describe(exc: Exception) -> str:

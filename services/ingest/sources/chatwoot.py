@@ -6,10 +6,8 @@ a timestamp more than `max_age_seconds` (300) away from now is refused (a replay
 """
 from __future__ import annotations
 
-import orjson
-
 from services.ingest.sources.base import (AuthFailed, Mapping, SourceContext, SourceRequest, Unmappable,
-                                          check_fresh, describe, event_id, from_text_time, from_unix, hmac_digest, identity,
+                                          check_fresh, describe, event_id, load_json, from_text_time, from_unix, hmac_digest, identity,
                                           require_secret, same)
 
 NAME = "chatwoot"
@@ -134,22 +132,18 @@ MAPPERS = {"conversation_created": conversation_started, "message_created": mess
 
 async def map_request(req: SourceRequest, ctx: SourceContext) -> Mapping:
     out = Mapping()
+    name = None
     try:
-        payload = orjson.loads(req.body)
-    except orjson.JSONDecodeError as exc:
-        out.unmappable(req.body, f"not JSON: {exc}")
+        payload = load_json(req.body)
+        name = payload.get("event") if isinstance(payload, dict) else None
+        mapper = MAPPERS.get(name)
+        event = mapper(payload, ctx) if mapper else None
+    except (Unmappable, KeyError, TypeError, AttributeError) as exc:
+        out.unmappable(req.body, f"{name}: {describe(exc)}" if name else describe(exc))
         return out
-    name = payload.get("event") if isinstance(payload, dict) else None
-    mapper = MAPPERS.get(name)
     if mapper is None:
         out.ignore(f"event {name!r} carries no contract event")
-        return out
-    try:
-        event = mapper(payload, ctx)
-    except (Unmappable, KeyError, TypeError, AttributeError) as exc:
-        out.unmappable(req.body, f"{name}: {describe(exc)}")
-        return out
-    if event is None:
+    elif event is None:
         out.ignore(f"{name} without a contract event (private note, activity, other status, no rating)")
     else:
         out.event(event, req.body)

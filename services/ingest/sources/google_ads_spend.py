@@ -8,7 +8,6 @@ numbers carry thousands separators ("1,234.56"); the `Total: ...` rows at the en
 from __future__ import annotations
 
 import csv
-import io
 
 from services.ingest.sources.base import FileOptions, Mapping, SourceContext, Unmappable, count_int, decimal_text
 from services.ingest.sources.spend import day, spend_event

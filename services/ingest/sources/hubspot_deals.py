@@ -14,7 +14,7 @@ import asyncio
 import orjson
 
 from services.ingest.sources.base import (AuthFailed, Mapping, SourceContext, SourceRequest, Unmappable, b64,
-                                          check_fresh, decimal_text, describe, event_id, from_unix, hmac_digest,
+                                          check_fresh, decimal_text, describe, event_id, from_unix, hmac_digest, load_json,
                                           identity, require_secret, same)
 
 NAME = "hubspot-deals"
@@ -79,12 +79,11 @@ def deal_event(change: dict, deal: dict, contact: dict, won: bool, ctx: SourceCo
 async def map_request(req: SourceRequest, ctx: SourceContext) -> Mapping:
     out = Mapping()
     try:
-        changes = orjson.loads(req.body)
-    except orjson.JSONDecodeError as exc:
-        out.unmappable(req.body, f"not JSON: {exc}")
-        return out
-    if not isinstance(changes, list):
-        out.unmappable(req.body, "not a JSON array of webhook events")
+        changes = load_json(req.body)
+        if not isinstance(changes, list):
+            raise Unmappable("not a JSON array of webhook events")
+    except Unmappable as exc:
+        out.unmappable(req.body, str(exc))
         return out
     wanted = []
     for change in changes:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-import orjson
-
 from services.ingest.sources.base import (AuthFailed, Mapping, SourceContext, SourceRequest, Unmappable,
-                                          decimal_text, describe, event_id, from_text_time, from_unix, identity,
+                                          decimal_text, describe, event_id, from_text_time, from_unix, identity, load_json,
                                           require_secret, same)
 
 NAME = "pipedrive-deals"
@@ -68,10 +66,8 @@ def deal_event(payload: dict, ctx: SourceContext) -> dict | None:
 async def map_request(req: SourceRequest, ctx: SourceContext) -> Mapping:
     out = Mapping()
     try:
-        payload = orjson.loads(req.body)
+        payload = load_json(req.body)
         event = deal_event(payload, ctx)
-    except orjson.JSONDecodeError as exc:
-        out.unmappable(req.body, f"not JSON: {exc}")
     except (Unmappable, KeyError, TypeError, AttributeError) as exc:
         out.unmappable(req.body, f"not a webhooks v2 deal payload: {describe(exc)}")
     else:
