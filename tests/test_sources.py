@@ -412,3 +412,36 @@ def test_meta_ads_spend_json_and_csv(name):
     reasons = [d.reason for d in out.dead]
     assert reasons == (["a row over several days: export with time_increment=1"] if name.endswith("json")
                        else ["campaign id missing"])
+
+
+def test_a_failed_vendor_look_up_refuses_the_delivery():
+    """The Graph API does not know the lead (or the token is wrong): UpstreamFailed, so the route
+    answers 502, keeps nothing, and Meta's retry brings the delivery again."""
+    from services.ingest.sources.base import UpstreamFailed
+
+    body = b'{"entry": [{"id": "1", "changes": [{"field": "leadgen", "value": {"leadgen_id": "999"}}]}]}'
+
+    async def scenario(token):
+        async with recorded_vendor_apis() as standin:
+            api = VendorApi()
+            c = ctx("meta-lead-ads", api, secret="s", api_url=standin.graph_url, token=token)
+            try:
+                with pytest.raises(UpstreamFailed) as exc:
+                    await meta_lead_ads.map_request(request(body), c)
+            finally:
+                await api.close()
+            return str(exc.value)
+
+    assert "answered 400" in run(scenario(GRAPH_TOKEN)) and "Unsupported get request" in run(scenario(GRAPH_TOKEN))
+    assert "Invalid OAuth access token" in run(scenario("expired"))
+
+    async def nobody_listening():
+        api = VendorApi()
+        down = ctx("meta-lead-ads", api, secret="s", api_url="http://127.0.0.1:9/graph", token=GRAPH_TOKEN)
+        try:
+            with pytest.raises(UpstreamFailed, match="failed"):
+                await meta_lead_ads.map_request(request(body), down)
+        finally:
+            await api.close()
+
+    run(nobody_listening())
