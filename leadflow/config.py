@@ -60,6 +60,8 @@ class SourceSettings(BaseModel):
     def __repr__(self) -> str:  # never print the secrets
         return f"SourceSettings(api_url={self.api_url!r}, public_url={self.public_url!r})"
 
+    __str__ = __repr__
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_nested_delimiter="__", frozen=True, extra="forbid")

@@ -445,3 +445,18 @@ def test_a_failed_vendor_look_up_refuses_the_delivery():
             await api.close()
 
     run(nobody_listening())
+
+
+def test_sources_tables_sit_beside_a_leadflow_table(tmp_path):
+    config = tmp_path / "leadflow.toml"
+    config.write_text('[leadflow]\nreporting_currency = "EUR"\n[sources.pipedrive-deals]\nsecret = "pd-S3CRET"\n'
+                      'username = "u"\n[sources.chatwoot]\nsecret = "c"\nmax_age_seconds = 60\n')
+    settings = load_settings(config)
+    assert settings.reporting_currency == "EUR"
+    assert (settings.sources["pipedrive-deals"].username, settings.sources["chatwoot"].max_age_seconds) == ("u", 60)
+    assert "S3CRET" not in repr(settings) + str(settings) + str(settings.sources["pipedrive-deals"])  # never printed
+    config.write_text('[sources.chatwoot]\nsecret = "c"\nsecrett = "typo"\n')
+    from leadflow.config import ConfigError
+
+    with pytest.raises(ConfigError, match="sources.chatwoot.secrett"):
+        load_settings(config)

@@ -131,6 +131,8 @@ async def _http_scenario(settings, client):
                         await post("pipedrive-deals", won, headers)
                     await post("pipedrive-deals", b"{}", basic("leadflow", "pd-pass"))
                     await post("no-such-adapter", b"{}")
+                    async with http.get(f"http://{addr[0]}:{addr[1]}/metrics") as r:
+                        answers["metrics"] = [await r.text()]
                 await pipe.drain(publisher.tracker)
     return settings, answers
 
@@ -157,6 +159,10 @@ def test_http_adapters_end_to_end(settings, client):
     assert [counts(a) for a in answers["hubspot-deals"]] == [(2, 0, 0, 2), (0, 2, 0, 2), 401, 401, (0, 0, 1, 0)]
     assert [counts(a) for a in answers["pipedrive-deals"]] == [(1, 0, 0, 0), (0, 1, 0, 0), 401, 401, (0, 0, 1, 0)]
     assert answers["no-such-adapter"][0][0] == 404
+    refused = {line.split(" ")[0]: float(line.split(" ")[1]) for line in answers["metrics"][0].splitlines()
+               if line.startswith("leadflow_source_deliveries_refused_total{")}
+    assert refused['leadflow_source_deliveries_refused_total{adapter="chatwoot",status="401"}'] >= 2
+    assert refused['leadflow_source_deliveries_refused_total{adapter="hubspot-deals",status="401"}'] >= 2
     assert "lead" in answers["meta-lead-ads"][0][1]["dead_letter_reasons"][0]  # the lead with no email or phone
 
     stored = client.query("SELECT type, count() FROM raw_events FINAL GROUP BY type ORDER BY type").result_rows

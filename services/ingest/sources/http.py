@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
+from prometheus_client import Counter
 
 from leadflow.config import Settings
 from services.ingest.publish import Publisher
@@ -25,6 +26,9 @@ from services.ingest.sources.registry import HTTP_ADAPTERS
 
 log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
+# a rotated secret or a moved URL refuses every delivery of a vendor: this shows it
+REFUSED = Counter("leadflow_source_deliveries_refused_total",
+                  "Vendor deliveries refused (authentication failed, vendor API look-up failed)", ["adapter", "status"])
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -65,11 +69,13 @@ class SourceRoutes:
             adapter.authenticate(req, ctx)
         except AuthFailed as exc:
             log.warning("source %s: refused: %s", name, exc)
+            REFUSED.labels(adapter=name, status=str(exc.status)).inc()
             return _error(exc.status, str(exc))
         try:
             mapping = await adapter.map_request(req, ctx)
         except UpstreamFailed as exc:
             log.warning("source %s: vendor API look-up failed: %s", name, exc)
+            REFUSED.labels(adapter=name, status="502").inc()
             return _error(502, str(exc))
         result = await deliver(self.publisher, mapping, source=ctx.source, origin=f"source:{name}")
         return web.Response(body=orjson.dumps({"adapter": name, **result.as_dict()}), status=200,
