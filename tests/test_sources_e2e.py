@@ -98,6 +98,8 @@ async def _http_scenario(settings, client):
                         await post("meta-lead-ads", leadgen, meta(leadgen))
                     await post("meta-lead-ads", leadgen, meta(leadgen, "wrong"))
                     await post("meta-lead-ads", b'{"object": "page"}', meta(b'{"object": "page"}'))
+                    odd = b'{"entry": [{"changes": [{"field": "leadgen", "value": {"leadgen_id": "777777777777"}}]}]}'
+                    await post("meta-lead-ads", odd, meta(odd))  # the Graph answers a list: kept, never a 500
 
                     google = (DATA / "google_lead_form.json").read_bytes()
                     for body in (google, google, google.replace(b"my-google-key", b"guess"),
@@ -148,7 +150,10 @@ def test_http_adapters_end_to_end(settings, client):
     settings, answers = asyncio.run(_http_scenario(settings, client))
     assert answers["challenge"] == [(200, "1158201444")]
     # (accepted, duplicate, dead letters, ignored) per delivery; a status code when refused
-    assert [counts(a) for a in answers["meta-lead-ads"]] == [(2, 0, 1, 0), (0, 2, 1, 0), 401, (0, 0, 1, 0)]
+    assert [counts(a) for a in answers["meta-lead-ads"]] == [(2, 0, 1, 0), (0, 2, 1, 0), 401, (0, 0, 1, 0),
+                                                             (0, 0, 1, 0)]
+    assert answers["meta-lead-ads"][4][1]["dead_letter_reasons"][0].startswith(
+        "meta-lead-ads adapter failed on this payload: AttributeError")
     assert [counts(a) for a in answers["google-lead-forms"]] == [(1, 0, 0, 0), (0, 1, 0, 0), 401, (0, 0, 1, 0),
                                                                  (0, 0, 1, 0)]
     assert [counts(a) for a in answers["twilio-voice"]] == [(1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 0, 1), 401,
@@ -172,7 +177,7 @@ def test_http_adapters_end_to_end(settings, client):
                         "ORDER BY source, error_kind").result_rows
     assert dead == [("chatwoot", "unmappable", 1), ("google-lead-forms", "test_lead", 1),
                     ("google-lead-forms", "unmappable", 1), ("hubspot-deals", "unmappable", 1),
-                    ("meta-lead-ads", "schema", 1), ("meta-lead-ads", "unmappable", 1),
+                    ("meta-lead-ads", "schema", 1), ("meta-lead-ads", "unmappable", 2),
                     ("pipedrive-deals", "unmappable", 1), ("twilio-voice", "unmappable", 1)]
     raw = client.query("SELECT raw_payload FROM dead_letters FINAL WHERE error_kind = 'schema'").result_rows[0][0]
     assert json.loads(raw)["change"]["value"]["leadgen_id"] == "666666666666"  # the vendor's bytes, not the mapping

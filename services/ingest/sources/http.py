@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from leadflow.config import Settings
 from services.ingest.publish import Publisher
 from services.ingest.sources.api import VendorApi
-from services.ingest.sources.base import AuthFailed, SourceContext, SourceRequest, UpstreamFailed
+from services.ingest.sources.base import AuthFailed, Mapping, SourceContext, SourceRequest, UpstreamFailed
 from services.ingest.sources.deliver import deliver
 from services.ingest.sources.registry import HTTP_ADAPTERS
 
@@ -77,6 +77,10 @@ class SourceRoutes:
             log.warning("source %s: vendor API look-up failed: %s", name, exc)
             REFUSED.labels(adapter=name, status="502").inc()
             return _error(502, str(exc))
+        except Exception as exc:  # an authenticated payload the adapter did not foresee: kept, not lost
+            log.exception("source %s: adapter failed", name)
+            mapping = Mapping()
+            mapping.unmappable(req.body, f"{name} adapter failed on this payload: {type(exc).__name__}: {exc}")
         result = await deliver(self.publisher, mapping, source=ctx.source, origin=f"source:{name}")
         return web.Response(body=orjson.dumps({"adapter": name, **result.as_dict()}), status=200,
                             content_type="application/json")

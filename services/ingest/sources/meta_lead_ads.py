@@ -38,7 +38,7 @@ def challenge(req: SourceRequest, ctx: SourceContext) -> str:
     """The GET subscription check: echo hub.challenge when hub.verify_token is ours."""
     expected = ctx.config.verify_token
     if expected is None:
-        raise AuthFailed(f"{NAME}: no verify_token configured ([sources.{NAME}] verify_token)", status=503)
+        raise AuthFailed(f"{NAME}: no verify_token configured ([sources.{NAME}] verify_token)", status=403)
     if req.query.get("hub.mode") != "subscribe" or not same(req.query.get("hub.verify_token", ""), expected):
         raise AuthFailed("hub.mode is not subscribe or hub.verify_token does not match", status=403)
     return req.query.get("hub.challenge", "")
