@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--timezone", metavar="TZ", help="zone of times without an offset (asterisk-cdr), e.g. Europe/Berlin")
     p.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
+    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
@@ -219,7 +220,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     from services.ingest.sources.importer import import_file
 
-    summary = asyncio.run(import_file(settings, args.adapter, path, args.timezone))
+    summary = asyncio.run(import_file(settings, args.adapter, path, args.timezone, show_progress=not args.no_progress))
     if args.format == "json":
         import orjson
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 import orjson
 
@@ -37,7 +38,12 @@ class Delivery:
                 "dead_letter_reasons": [d.reason for d in self.dead], "ignored_reasons": self.ignored}
 
 
-async def deliver(publisher: Publisher, mapping: Mapping, *, source: str, origin: str) -> Delivery:
+CHUNK = 20_000  # events validated and produced at a time (a big export is not one batch)
+
+
+async def deliver(publisher: Publisher, mapping: Mapping, *, source: str, origin: str,
+                  on_progress: Callable[[int], None] | None = None) -> Delivery:
+    """`on_progress(events handled so far)` after each chunk."""
     out = Delivery(dead=list(mapping.dead), ignored=list(mapping.ignored))
     lines = []
     for event, raw in mapping.events:
@@ -49,8 +55,11 @@ async def deliver(publisher: Publisher, mapping: Mapping, *, source: str, origin
         else:
             lines.append(line)
     occurrences = InputOccurrences()  # a retried delivery gives the same dead-letter ids (stored once)
-    if lines:
-        out.events = await publisher.publish(lines, origin=origin, default_source=source, occurrences=occurrences)
+    for start in range(0, len(lines), CHUNK):
+        out.events += await publisher.publish(lines[start:start + CHUNK], origin=origin, default_source=source,
+                                              occurrences=occurrences)
+        if on_progress is not None:
+            on_progress(len(out.events))
     if out.dead:
         await _dead_letters(publisher, out.dead, source=source, origin=origin, occurrences=occurrences)
     return out

@@ -11,6 +11,7 @@ from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings, SourceSettings
 from leadflow.pipeline import Pipeline
+from leadflow.progress import Progress
 from services.ingest.publish import Publisher
 from services.ingest.sources.base import FileOptions, SourceContext
 from services.ingest.sources.deliver import deliver
@@ -46,25 +47,36 @@ class ImportSummary:
         return "\n".join(lines)
 
 
-async def import_file(settings: Settings, adapter_name: str, path: Path, tz: str | None = None) -> ImportSummary:
+async def import_file(settings: Settings, adapter_name: str, path: Path, tz: str | None = None, *,
+                      show_progress: bool = False) -> ImportSummary:
     started = time.monotonic()
+    progress = Progress(f"import {adapter_name}", total=1, unit="events", enabled=show_progress)
     adapter = FILE_ADAPTERS[adapter_name]
     ctx = SourceContext(adapter_name, settings.sources.get(adapter_name, SourceSettings()), settings,
                         datetime.now(timezone.utc))
     options = FileOptions(reported_at=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), timezone=tz)
+    progress.update(0, note=f"mapping {path.name}", force=True)
     mapping = adapter.map_file(path.read_bytes(), ctx, options)
     summary = ImportSummary(adapter_name, str(path), mapped=len(mapping.events), ignored=len(mapping.ignored))
+    total = max(1, summary.mapped)
     client = warehouse.open_warehouse(settings)
     with broker_for(settings) as bootstrap:
         async with Pipeline(settings, bootstrap, client) as pipe:
             publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
                                   max_event_bytes=settings.max_event_bytes)
-            result = await deliver(publisher, mapping, source=ctx.source, origin=str(path.resolve()))
-            await pipe.drain(publisher.tracker)
+            result = await deliver(publisher, mapping, source=ctx.source, origin=str(path.resolve()),
+                                   on_progress=lambda done: progress.update(done, 0.8 * done / total))
+
+            def written() -> None:
+                stored = pipe.raw_sink.stored.total() + pipe.raw_sink.duplicates.total()
+                progress.update(summary.mapped, 0.8 + 0.2 * min(stored / total, 0.99), note="writing to the warehouse")
+
+            await pipe.drain(publisher.tracker, on_tick=written)
             summary.accepted = pipe.raw_sink.stored.total()
             summary.duplicates = pipe.raw_sink.duplicates.total()
     warehouse.compact(client, summary.accepted)
     summary.dead_letters = len(result.dead)
     summary.reasons = [d.reason for d in result.dead]
     summary.seconds = time.monotonic() - started
+    progress.finish(note="done")
     return summary
