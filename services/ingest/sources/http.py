@@ -5,7 +5,8 @@ mapped and published. Answers: 200 with the counts (accepted, duplicate, dead_le
 once everything is on the broker, including payloads that became dead letters (a vendor retries
 anything else, and a retry would change nothing); 401/403 when the vendor's authentication
 fails (nothing is kept); 404 for an adapter that does not exist or is not configured; 502 when a
-vendor API look-up fails (nothing is kept, so the vendor's retry brings it again).
+vendor API look-up fails, 503 when the broker does not take the events (nothing is kept either
+way, so the vendor's retry brings it again).
 """
 from __future__ import annotations
 
@@ -81,7 +82,12 @@ class SourceRoutes:
             log.exception("source %s: adapter failed", name)
             mapping = Mapping()
             mapping.unmappable(req.body, f"{name} adapter failed on this payload: {type(exc).__name__}: {exc}")
-        result = await deliver(self.publisher, mapping, source=ctx.source, origin=f"source:{name}")
+        try:
+            result = await deliver(self.publisher, mapping, source=ctx.source, origin=f"source:{name}")
+        except Exception as exc:  # the broker did not take them: nothing is acknowledged, the vendor retries
+            log.exception("source %s: publishing failed", name)
+            return web.Response(body=orjson.dumps({"error": f"not stored, send again: {type(exc).__name__}: {exc}"}),
+                                status=503, headers={"Retry-After": "5"}, content_type="application/json")
         return web.Response(body=orjson.dumps({"adapter": name, **result.as_dict()}), status=200,
                             content_type="application/json")
 
