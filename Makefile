@@ -22,11 +22,16 @@ test: $(STAMP)
 	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the naive baseline is a Faust agent: faust-streaming is the `bench` extra, installed here only
+BENCH_DEPS = $(PY) -m pip install -q -e '.[dev,bench]'
+
 bench: $(STAMP)
+	$(BENCH_DEPS)
 	$(VENV)/bin/leadflow bench
 
 # adds the 10M-event warehouse: its replay (~25 min, once; kept in var/bench) gives the peak RSS at 10M
 bench-10m: $(STAMP)
+	$(BENCH_DEPS)
 	$(VENV)/bin/leadflow bench --query-sizes 1000000,10000000
 
 schemas: $(STAMP)

@@ -1,4 +1,4 @@
-"""The `leadflow` command line (contract: shared/contract/cli.md).
+"""The `leadflow` command line (contract: docs/contract/cli.md).
 
 Unusable arguments exit 2 with one readable line; runtime failures exit 1 with
 one line (add `--debug` for the traceback).
@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=int, default=1000, help="live load events/s")
     p.add_argument("--workdir", default="var/bench", help="where data sets and warehouses are kept")
     p.add_argument("--out", default=None, help="JSON results file (default WORKDIR/bench-<commit>.json)")
+
+    from services.ingest.sources.registry import FILE_ADAPTERS
+
+    p = sub.add_parser("import", help="a vendor's export (CDR, spend report) through its adapter and the pipeline")
+    _common(p)
+    p.add_argument("adapter", choices=sorted(FILE_ADAPTERS), metavar="ADAPTER",
+                   help="one of: " + ", ".join(sorted(FILE_ADAPTERS)))
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--timezone", metavar="TZ", help="zone of times without an offset (asterisk-cdr), e.g. Europe/Berlin")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
+    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
@@ -195,6 +206,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise UsageError(f"leadflow import: file not found: {path}")
+    if args.timezone:
+        try:
+            ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"leadflow import: unknown time zone {args.timezone!r} (e.g. Europe/Berlin)") from None
+    settings = settings_from(args)
+    from services.ingest.sources.importer import import_file
+
+    summary = asyncio.run(import_file(settings, args.adapter, path, args.timezone, show_progress=not args.no_progress))
+    if args.format == "json":
+        import orjson
+
+        print(orjson.dumps(summary.as_dict()).decode())
+    else:
+        print(summary.render())
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas import export_json_schemas
 
@@ -216,7 +251,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
-    "worker": cmd_worker,
+    "worker": cmd_worker, "import": cmd_import,
 }
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 

@@ -38,6 +38,31 @@ class BusinessHours(BaseModel):
         return len(set(self.weekdays)) == 7 and self.start_hour == 0 and self.end_hour == 24
 
 
+class SourceSettings(BaseModel):
+    """One `[sources.ADAPTER]` table: what a source adapter needs (docs/sources.md)."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+    secret: str | None = None        # signing secret, auth token, google_key or basic-auth password
+    public_url: str | None = None    # the URL the vendor signs (twilio-voice; hubspot-deals behind a proxy)
+    username: str | None = None      # basic-auth user name (pipedrive-deals)
+    api_url: str | None = None       # vendor API base (meta-lead-ads: Graph API, hubspot-deals: CRM API)
+    token: str | None = None         # vendor API token (page token, private-app token)
+    verify_token: str | None = None  # meta-lead-ads: the subscription check's hub.verify_token
+    channel: str | None = None       # default marketing / conversation channel of the mapped events
+    campaign_id: str | None = None   # default campaign_id
+    source_name: str | None = None   # the events' `source` (default: the adapter's name)
+    operator_id: str | None = None   # twilio-voice: who answered (Twilio's callback does not say)
+    timezone: str | None = None      # asterisk-cdr: the PBX's local time zone (--timezone wins)
+    won_stages: tuple[str, ...] = ("closedwon",)    # hubspot-deals: deal stages that are a win
+    lost_stages: tuple[str, ...] = ("closedlost",)  # hubspot-deals: deal stages that are a loss
+    max_age_seconds: float = Field(300.0, gt=0)     # signed timestamps older than this are refused
+
+    def __repr__(self) -> str:  # never print the secrets
+        return f"SourceSettings(api_url={self.api_url!r}, public_url={self.public_url!r})"
+
+    __str__ = __repr__
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_nested_delimiter="__", frozen=True, extra="forbid")
 
@@ -75,6 +100,9 @@ class Settings(BaseSettings):
     # cannot delete records: a big replay on it runs in segments of this many input lines, each
     # on its own topics, deleted once the warehouse has the segment.
     replay_segment_lines: int = Field(2_000_000, ge=1)
+
+    # Source adapters (services/ingest/sources): one table per adapter, `[sources.ADAPTER]`.
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @field_validator("reporting_currency")
     @classmethod
@@ -144,7 +172,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        data = data.get("leadflow", data)
+        if "leadflow" in data:  # `[sources.X]` tables may sit beside a `[leadflow]` table
+            data = {**({"sources": data["sources"]} if "sources" in data else {}), **data["leadflow"]}
     # Environment beats the file: drop file keys that the environment sets.
     import os
 

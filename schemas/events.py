@@ -1,4 +1,4 @@
-"""Event models: the wire contract of /work/shared/contract/events.md (v1).
+"""Event models: the wire contract of docs/contract/events.md (v1).
 
 Use `validate_event(obj, ctx)` on every decoded JSON value: it returns one of
 the event models or raises `ContractError` with *all* problems found, as

@@ -33,7 +33,7 @@ def ts(s: str) -> float:
 
 
 def is_invalid(line: bytes) -> bool:
-    """An independent check for the kinds of /work/shared/contract/invalid.jsonl."""
+    """An independent check for the kinds of docs/contract/invalid.jsonl."""
     try:
         e = json.loads(line)
     except ValueError:

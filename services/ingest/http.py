@@ -22,6 +22,7 @@ from leadflow.broker import broker_for
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline
 from services.ingest.publish import Publisher
+from services.ingest.sources.http import add_source_routes
 from services.ingest.validate import InputOccurrences, Validator
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def make_app(settings: Settings, publisher: Publisher) -> web.Application:
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    add_source_routes(app, settings, publisher)  # vendors' webhooks, each authenticated by its vendor's scheme
     return app
 
 

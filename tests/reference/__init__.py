@@ -1,4 +1,4 @@
-"""Independent, pure-Python reading of the leadflow contract (shared/contract).
+"""Independent, pure-Python reading of the leadflow contract (docs/contract).
 
 This package is the test oracle that the real pipeline (ClickHouse SQL) is
 compared against. It deliberately imports nothing from the project
