@@ -235,7 +235,7 @@ class StageRunner:
             metrics.STAGE_UP.labels(stage=self.stage.name).set(0)
             log.error("stage %s gave up: %s", self.stage.name, self.error)
             if consumer is not None:
-                self._report_lag(consumer)  # the last measure stays exported: PipelineLag can fire
+                await self._final_lag(consumer)
             raise StageStopped(f"stage {self.stage.name} stopped: {self.error}") from exc
         finally:
             self.state = "stopped"
@@ -356,6 +356,17 @@ class StageRunner:
                 if is_transient(half_exc) or isinstance(half_exc, StageFatal):
                     raise
                 await self._isolate(half, half_exc, poisoned)
+
+    async def _final_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Measure the lag once more from the committed offsets; it stays exported after the stop, so
+        PipelineLag can fire for a stage that gave up."""
+        try:
+            for tp in consumer.assignment():
+                if tp not in self.positions:
+                    self.positions[tp] = await asyncio.wait_for(consumer.committed(tp), 2) or 0
+        except Exception:  # the broker may be what is down: keep what is known
+            log.debug("committed offsets not read at stop", exc_info=True)
+        self._report_lag(consumer)
 
     def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """`leadflow_consumer_lag_messages`: per topic, over the partitions this worker holds, the high
