@@ -301,3 +301,42 @@ class Pipeline:
         await self._wait(dead_sink, produced, deadline, on_tick)
         await self._wait(enrich, self.raw_sink.forwarded, deadline, on_tick)
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
+
+
+async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, timeout_s: float | None = None,
+                           on_progress: Callable[[str, int], None] | None = None, poll_s: float = 0.5) -> None:
+    """Wait until `leadflow worker` processes have processed everything produced so far, stage after
+    stage, judged by their consumer groups' committed offsets: the sinks against `produced` (this
+    process's own acknowledgements), then enrich and attribution against the end offsets of their
+    inputs (which the stage before wrote before it committed). `on_progress(stage, records to go)`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    chain = [(Stages.WAREHOUSE_SINK, [topics.raw]), (Stages.DEADLETTER_SINK, [topics.deadletter]),
+             (Stages.ENRICH, [topics.stored]), (Stages.ATTRIBUTION, [topics.persons_changed])]
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        for stage, names in chain:
+            parts = [TopicPartition(t, p) for t in names for p in sorted(probe.partitions_for_topic(t) or ())]
+            ends = {tp: produced.ends[tp] for tp in parts if tp in produced.ends}
+            if stage in (Stages.ENRICH, Stages.ATTRIBUTION):
+                ends = {tp: end for tp, end in (await probe.end_offsets(parts)).items() if end}
+            group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group(stage), enable_auto_commit=False)
+            await group.start()
+            try:
+                while True:
+                    committed = {tp: (await group.committed(tp)) or 0 for tp in ends}
+                    left = sum(max(0, end - committed[tp]) for tp, end in ends.items())
+                    if on_progress:
+                        on_progress(stage, left)
+                    if not left:
+                        break
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise PipelineError(f"the workers' {stage} stage has {left:,} records to go after "
+                                            f"{timeout_s:.0f} s: is a `leadflow worker --stage {stage}` running?")
+                    await asyncio.sleep(poll_s)
+            finally:
+                await group.stop()
+    finally:
+        await probe.stop()
