@@ -7,15 +7,9 @@ import json
 
 from leadflow.pipeline import ALL_STAGES, Pipeline
 from services.ingest.replay import replay
+from tests.test_workers import EVENTS as WORKER_EVENTS
 
-EVENTS = [
-    {"event_id": "r-click", "type": "ad_click", "occurred_at": "2026-05-01T09:00:00Z", "source": "t",
-     "identity": {"visitor_id": "v-r"}, "campaign_id": "c", "channel": "display_ads"},
-    {"event_id": "r-lead", "type": "lead", "occurred_at": "2026-05-01T09:05:00Z", "source": "t",
-     "identity": {"visitor_id": "v-r", "phone": "+1 202 555 0100"}, "lead_id": "L-r", "channel": "email"},
-    {"event_id": "r-deal", "type": "deal_won", "occurred_at": "2026-05-02T09:00:00Z", "source": "t",
-     "identity": {"phone": "+12025550100"}, "deal_id": "D-r", "revenue": "80", "currency": "USD"},
-]
+EVENTS = WORKER_EVENTS[:3]  # a click, a lead, a deal of one person
 
 
 def test_replay_leaves_processing_to_the_workers(settings, client, tmp_path):

@@ -18,15 +18,9 @@ from leadflow.pipeline import Pipeline
 from leadflow.stream import send_all
 from services.ingest.publish import Publisher
 from services.ingest.validate import InputOccurrences, Validator
+from tests.test_workers import EVENTS as WORKER_EVENTS
 
-EVENTS = [
-    {"event_id": "f-click", "type": "ad_click", "occurred_at": "2026-05-01T09:00:00Z", "source": "t",
-     "identity": {"visitor_id": "v-f"}, "campaign_id": "c", "channel": "display_ads"},
-    {"event_id": "f-lead", "type": "lead", "occurred_at": "2026-05-01T09:05:00Z", "source": "t",
-     "identity": {"visitor_id": "v-f", "phone": "+1 202 555 0100"}, "lead_id": "L-f", "channel": "email"},
-    {"event_id": "f-deal", "type": "deal_won", "occurred_at": "2026-05-02T09:00:00Z", "source": "t",
-     "identity": {"phone": "+12025550100"}, "deal_id": "D-f", "revenue": "80", "currency": "USD"},
-]
+EVENTS = WORKER_EVENTS[:3]  # a click, a lead, a deal of one person
 POISON = b'{"event_id": "f-poison", "source": "old-sink"}'  # no type: enrich cannot handle it
 
 
