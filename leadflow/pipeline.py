@@ -303,6 +303,9 @@ class Pipeline:
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
 
 
+STALLED_WORKERS_S = 30
+
+
 async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, timeout_s: float | None = None,
                            on_progress: Callable[[str, int], None] | None = None, poll_s: float = 0.5) -> None:
     """Wait until `leadflow worker` processes have processed everything produced so far, stage after
@@ -325,6 +328,7 @@ async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, t
             group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group(stage), enable_auto_commit=False)
             await group.start()
             try:
+                last, since = None, time.monotonic()
                 while True:
                     committed = {tp: (await group.committed(tp)) or 0 for tp in ends}
                     left = sum(max(0, end - committed[tp]) for tp, end in ends.items())
@@ -332,6 +336,13 @@ async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, t
                         on_progress(stage, left)
                     if not left:
                         break
+                    if left != last:
+                        last, since = left, time.monotonic()
+                    elif since is not None and time.monotonic() - since > STALLED_WORKERS_S:
+                        since = None  # said once per stage
+                        log.warning("no progress from the workers' %s stage for %d s (%d records to go): is a "
+                                    "`leadflow worker --stage %s` running? Ctrl-C stops waiting; what is published "
+                                    "stays in Kafka for the workers", stage, STALLED_WORKERS_S, left, stage)
                     if deadline is not None and time.monotonic() > deadline:
                         raise PipelineError(f"the workers' {stage} stage has {left:,} records to go after "
                                             f"{timeout_s:.0f} s: is a `leadflow worker --stage {stage}` running?")

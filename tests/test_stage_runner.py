@@ -8,7 +8,7 @@ import uuid
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
 from prometheus_client import REGISTRY
 
