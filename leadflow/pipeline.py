@@ -116,6 +116,7 @@ class Pipeline:
         self.lease: Lease | None = None
         self._lease_task: asyncio.Task | None = None
         self._standby: str | None = None
+        self._closing = False
         self._tasks: list[asyncio.Task] = []
         self._own_clients: list[Client] = []
 
@@ -182,6 +183,8 @@ class Pipeline:
         self._standby = None
         self._lease_task = asyncio.create_task(self.lease.keep(), name="lease-enrich")
         self.enrich = await in_stage_thread(build)
+        if self._closing:  # the pipeline stopped while the graph loaded
+            return
         runner = self._runner(FencedStage(self.enrich, self.lease))
         self.runners.append(runner)
         await runner.run()
@@ -222,6 +225,7 @@ class Pipeline:
             log.warning("resumed unfinished work: %d stored events, %d people", len(messages), len(people))
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         for runner in self.runners:
             runner.stop()
         for task in self._tasks:
