@@ -22,8 +22,8 @@ from leadflow import warehouse
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
 from leadflow.lease import FencedStage, Lease
-from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageRunner, StageStopped, describe, in_stage_thread,
-                             send_all, start_producer)
+from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageFatal, StageRunner, StageStopped, describe,
+                             in_stage_thread, send_all, start_producer)
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
@@ -191,7 +191,7 @@ class Pipeline:
 
     async def _dead_letter(self, stage: str, record: ConsumerRecord, exc: BaseException) -> None:
         if stage == Stages.DEADLETTER_SINK and stage_dead_letter_of(record):
-            raise StageStopped(f"stage {stage} cannot store a dead letter it made itself: {describe(exc)}") from exc
+            raise StageFatal(f"cannot store a dead letter a stage made: {describe(exc)}") from exc
         await send_all(self.producer, self.topics.deadletter,
                        [(record.key, stage_dead_letter(stage, record, exc).to_message())])
 
