@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow import warehouse
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
+from leadflow.secret_guard import check_fingerprint
 from leadflow.stream import OffsetTracker, StageRunner, send_all, start_producer
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
@@ -78,6 +79,7 @@ class Pipeline:
 
     async def __aenter__(self) -> "Pipeline":
         tune_gc()
+        check_fingerprint(self.client, self.settings.identity_secret)  # before anything is written
         await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()})
         self.producer = await start_producer(self.bootstrap)
         # stages do their batch work off the event loop (leadflow.stream.in_stage_thread): a server
