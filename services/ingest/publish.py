@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -65,6 +66,50 @@ def record_ingest_metrics(counts: Counter) -> None:
             metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]), reason=key[3]).inc(n)
 
 
+class GroupSender:
+    """Produces the messages of concurrent callers together: while one send is with the broker,
+    the next callers' messages gather and go as one batch per partition when it returns.
+
+    aiokafka sends one record batch per partition per produce request, so a batch per HTTP request
+    would cap ingest at one request per broker round trip and partition (~80 requests/s measured
+    on the embedded broker); gathered, a round trip carries every request that came meanwhile."""
+
+    def __init__(self, producer: AIOKafkaProducer, tracker: OffsetTracker):
+        self.producer = producer
+        self.tracker = tracker
+        self._waiting: list[tuple[list[tuple[str, list]], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def send(self, parts: list[tuple[str, list]]) -> None:
+        """Produce each (topic, messages) of `parts`; returns once the broker has all of them."""
+        if not any(messages for _, messages in parts):
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((parts, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ingest-group-send")
+        await future
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            by_topic: dict[str, list] = {}
+            for parts, _ in group:
+                for topic, messages in parts:
+                    by_topic.setdefault(topic, []).extend(messages)
+            try:
+                await asyncio.gather(*(send_all(self.producer, topic, messages, self.tracker)
+                                       for topic, messages in by_topic.items()))
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+
 class Publisher:
     """Validates inputs and produces them; the broker's acknowledgement is the only `accepted`.
 
@@ -82,25 +127,27 @@ class Publisher:
         self.report_repeats = report_repeats
         self.produce_timeout_s = produce_timeout_s
         self.tracker = OffsetTracker()
+        self.sender = GroupSender(producer, self.tracker)
         self.totals = PublishTotals()
         self.metric_counts: Counter = Counter()  # what record_ingest_metrics was given, for another process
 
     def _validate(self, item: bytes | Parsed, origin: str, default_source: str, occurrences: InputOccurrences,
-                  key_source: str | None) -> AcceptedEvent | DeadLetter:
+                  key_source: str | None, now: datetime) -> AcceptedEvent | DeadLetter:
         if isinstance(item, Parsed):
             return self.validator.check_value(item.value, item.raw, origin=origin, default_source=default_source,
-                                              occurrences=occurrences, key_source=key_source)
+                                              occurrences=occurrences, key_source=key_source, received_at=now)
         if len(item) > self.max_event_bytes:
             return self.validator.too_large(item, origin=origin, default_source=default_source,
                                             occurrences=occurrences, limit=self.max_event_bytes)
         return self.validator.check(item, origin=origin, default_source=default_source, occurrences=occurrences,
-                                    key_source=key_source)
+                                    key_source=key_source, received_at=now)
 
     async def publish(self, lines: Sequence[bytes | Parsed], *, origin: str, default_source: str,
                       occurrences: InputOccurrences, key_source: str | None = None) -> list[Status]:
         """Validate `lines` and produce them; returns a status per line once the broker has them all.
         Raises PublishError when the broker does not acknowledge them within `produce_timeout_s`."""
-        results = [self._validate(item, origin, default_source, occurrences, key_source) for item in lines]
+        now = datetime.now(timezone.utc)  # one received_at per call
+        results = [self._validate(item, origin, default_source, occurrences, key_source, now) for item in lines]
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
         seen: set[str] = set()
@@ -120,7 +167,8 @@ class Publisher:
                 statuses.append(Status(i, "accepted", res.event_id))
                 counts[("accepted", res.type, res.source)] += 1
         try:
-            await asyncio.wait_for(self._send(raw_msgs, dead_msgs), timeout=self.produce_timeout_s)
+            await asyncio.wait_for(self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)]),
+                                   timeout=self.produce_timeout_s)
         except Exception as exc:  # any failure: the caller must not report these stored
             metrics.PROCESSING_ERRORS.labels(stage="ingest").inc()
             raise PublishError(f"the broker did not take the events: {type(exc).__name__}: {exc}") from exc
@@ -134,10 +182,6 @@ class Publisher:
             if isinstance(res, DeadLetter):
                 self._count_rejection(res)
         return statuses
-
-    async def _send(self, raw_msgs: list, dead_msgs: list) -> None:
-        await send_all(self.producer, self.topics.raw, raw_msgs, self.tracker)
-        await send_all(self.producer, self.topics.deadletter, dead_msgs, self.tracker)
 
     def _count_rejection(self, dead: DeadLetter) -> None:
         self.totals.rejected += 1
