@@ -363,3 +363,14 @@ def test_redact():
     assert redact("https://ch.example:8443/?user=a&password=hunter2&x=1") == \
         "https://ch.example:8443/?user=a&password=***&x=1"
     assert redact("http://ch:8123/ and user@host") == "http://ch:8123/ and user@host"
+
+
+def test_no_auth_only_on_loopback(capsys):
+    from leadflow import cli
+    from services.ingest.http import is_loopback
+
+    assert cli.main(["serve", "--no-auth", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-auth is allowed only on a loopback address" in err
+    assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "example.com")] == \
+        [True, True, True, False, False]
