@@ -290,7 +290,8 @@ async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True
                     else Pipeline(settings, bootstrap, client)) as pipe:
             async with running_app(settings, pipe, client, settings.http_host, settings.http_port,
                                    keys=keys) as (addr, _):
-                how = f"{len(keys.keys)} write key(s)" if keys is not None else "NO AUTHENTICATION"
+                how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
+                       if keys is not None else "NO AUTHENTICATION")
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
                       f"{how})", flush=True)
                 await stop.wait()

@@ -156,6 +156,8 @@ class Publisher:
         Raises PublishError when the broker does not acknowledge them within `produce_timeout_s`."""
         now = datetime.now(timezone.utc)  # one received_at per call
         results = [self._validate(item, origin, default_source, occurrences, key_source, now) for item in lines]
+        # every path (HTTP, replay, simulate --live) passes here with the validated events: the place for
+        # checks on accepted events that need no warehouse query per request
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
         seen: set[str] = set()
