@@ -295,6 +295,8 @@ def test_limits(settings, client):
             out["many_commas"] = await post(http, url, b"[" + b"1," * 20_000 + b"1]")
             out["five"] = await post(http, url, [click(31 + i, source="site") for i in range(5)])
             out["big_event"] = await post(http, url, big_raw)
+            out["big_element"] = await post(http, url, b"[" + big_raw + b"," + orjson.dumps(click(39, source="site"))
+                                            + b"]")
             # one element is not JSON (NaN): the others are still accepted, each on its own
             out["bad_element"] = await post(http, url, b'[' + orjson.dumps(click(40, source="site")) + b', {"x": NaN} ,'
                                             + orjson.dumps(click(41, source="site")) + b']')
@@ -314,12 +316,14 @@ def test_limits(settings, client):
     assert out["big_event"][0] == 422
     assert out["header_timeout"].startswith(b"HTTP/1.1 408")
     assert out["body_timeout"].startswith(b"HTTP/1.1 408")
+    assert out["big_element"][0] == 207
+    assert [e["status"] for e in orjson.loads(out["big_element"][2])["events"]] == ["rejected", "accepted"]
     assert out["bad_element"][0] == 207
     assert [e["status"] for e in orjson.loads(out["bad_element"][2])["events"]] == ["accepted", "rejected", "accepted"]
     assert out["broken_array"][0] == 422 and orjson.loads(out["broken_array"][2])["received"] == 1
     dead = client.query("SELECT raw_payload, raw_length, raw_sha256, error_kind FROM dead_letters FINAL "
                         "ORDER BY raw_length DESC", column_formats={"raw_payload": "bytes"}).result_rows
-    assert dead == [(big_raw[:256], len(big_raw), hashlib.sha256(big_raw).hexdigest(), "size"),
+    assert dead == [(big_raw[:256], len(big_raw), hashlib.sha256(big_raw).hexdigest(), "size"),  # posted twice: one dead letter
                     (b'[{"a": 1}, {"b": ]', 18, hashlib.sha256(b'[{"a": 1}, {"b": ]').hexdigest(), "not_json"),
                     (b'{"x": NaN}', 10, hashlib.sha256(b'{"x": NaN}').hexdigest(), "not_json")]
 

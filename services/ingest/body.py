@@ -105,7 +105,7 @@ def array_elements(body: bytes, limit: int) -> list[bytes] | None:
     return None
 
 
-def split_body(body: bytes, max_events: int) -> list[bytes | Parsed]:
+def split_body(body: bytes, max_events: int, max_event_bytes: int | None = None) -> list[bytes | Parsed]:
     """A JSON array becomes one input per element; anything else is JSON Lines (one per non-blank
     line). An array is parsed once here; each element keeps a way to its exact bytes for a dead
     letter. An array with an element that does not parse is split by its structure (strings and
@@ -132,7 +132,7 @@ def split_body(body: bytes, max_events: int) -> list[bytes | Parsed]:
         if isinstance(items, list):
             if len(items) > max_events:
                 raise _too_many(max_events)
-            return _parsed(stripped, items, max_events)
+            return _parsed(stripped, items, max_events, max_event_bytes)
         return [stripped]
     if body.count(b"\n") >= max_events:
         lines = []
@@ -149,12 +149,19 @@ def split_body(body: bytes, max_events: int) -> list[bytes | Parsed]:
     return [line.rstrip(b"\r") for line in body.split(b"\n") if line.strip()]
 
 
-def _parsed(body: bytes, items: list[Any], max_events: int) -> list[bytes | Parsed]:
+def _parsed(body: bytes, items: list[Any], max_events: int, max_event_bytes: int | None) -> list[bytes | Parsed]:
     spans: list[bytes] = []
 
     def raw_of(i: int) -> bytes:
         if not spans:
-            spans.extend(array_elements(body, max_events) or ())
+            try:
+                spans.extend(array_elements(body, max_events) or ())
+            except TooComplex:
+                pass
         return spans[i] if i < len(spans) else orjson.dumps(items[i])
 
+    if max_event_bytes is not None and len(body) > max_event_bytes:
+        # an element may be over the event limit: those go as their bytes, to be refused for their size
+        return [raw_of(i) if len(raw_of(i)) > max_event_bytes else Parsed(item, (lambda i=i: raw_of(i)))
+                for i, item in enumerate(items)]
     return [Parsed(item, (lambda i=i: raw_of(i))) for i, item in enumerate(items)]

@@ -118,7 +118,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
                 return _error(503, "too many large requests at once", {"Retry-After": "1"})
         try:
             body = await read_body(request, settings.max_body_bytes, settings.http_body_timeout_s)
-            lines = split_body(body, settings.max_events_per_request)
+            lines = split_body(body, settings.max_events_per_request, settings.max_event_bytes)
         except BodyRefused as refused:
             response = _error(refused.status, refused.message, refused.headers)
             if refused.status in (408, 413):
