@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import socket
+import time
 
 import aiohttp
 import orjson
@@ -276,7 +277,7 @@ def test_token_bucket():
 
 def test_limits(settings, client):
     settings = with_(settings, max_body_bytes=64 * 1024, max_event_bytes=256, max_events_per_request=5,
-                     http_body_timeout_s=0.5, http_header_timeout_s=0.5)
+                     http_body_timeout_s=1.5, http_header_timeout_s=0.5)
     big_event = click(30, source="site", extra="x" * 600)
     big_raw = orjson.dumps(big_event)
 
@@ -303,6 +304,8 @@ def test_limits(settings, client):
             out["broken_array"] = await post(http, url, b'[{"a": 1}, {"b": ]')
             out["header_timeout"] = await asyncio.to_thread(_slow_headers, url)
             out["body_timeout"] = await asyncio.to_thread(_slow_body, url)
+            # a body slower than the header timeout but within the body timeout is fine
+            out["slow_upload"] = await asyncio.to_thread(_slow_upload, url, orjson.dumps([click(45, source="site")]))
             await pipe.drain(publisher.tracker)
         return out
 
@@ -316,6 +319,7 @@ def test_limits(settings, client):
     assert out["big_event"][0] == 422
     assert out["header_timeout"].startswith(b"HTTP/1.1 408")
     assert out["body_timeout"].startswith(b"HTTP/1.1 408")
+    assert out["slow_upload"].startswith(b"HTTP/1.1 200"), out["slow_upload"]
     assert out["big_element"][0] == 207
     assert [e["status"] for e in orjson.loads(out["big_element"][2])["events"]] == ["rejected", "accepted"]
     assert out["bad_element"][0] == 207
@@ -336,6 +340,16 @@ def _connect(url: str) -> socket.socket:
 def _slow_headers(url: str) -> bytes:
     with _connect(url) as s:
         s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        return s.recv(200)
+
+
+def _slow_upload(url: str, body: bytes) -> bytes:
+    with _connect(url) as s:
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        half = len(body) // 2
+        s.sendall(body[:half])
+        time.sleep(0.8)  # past the header timeout, within the body timeout
+        s.sendall(body[half:])
         return s.recv(200)
 
 

@@ -177,37 +177,31 @@ def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = N
 
 
 class _TimedRequestHandler(RequestHandler):
-    """aiohttp's connection handler, where a connection that has not sent a whole request head
-    within the header timeout gets 408 and is closed (aiohttp itself only closes idle ones)."""
+    """aiohttp's connection handler, where a connection that has not sent its first request head
+    within the header timeout gets 408 and is closed (aiohttp itself only closes it after the
+    keep-alive timeout, set to the header timeout + 1 s: it also bounds the heads that follow)."""
 
     def __init__(self, *args, header_timeout_s: float, **kwargs):
         super().__init__(*args, **kwargs)
         self._header_timeout_s = header_timeout_s
         self._header_timer: asyncio.TimerHandle | None = None
-        self._heads = 0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._arm()
+        self._header_timer = self._loop.call_later(self._header_timeout_s, self._header_deadline)
 
-    def _arm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-        self._header_timer = self._loop.call_later(self._header_timeout_s, self._header_deadline, self._heads)
-
-    def _header_deadline(self, heads_then: int) -> None:
+    def _header_deadline(self) -> None:
         self._header_timer = None
-        if self._request_count == heads_then and self.transport is not None and not self._force_close:
+        if self._request_count == 0 and self.transport is not None and not self._force_close:
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
             self.force_close()
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        before = self._request_count
         super().data_received(data)
-        if self._request_count != before:  # a head arrived: the next one has its own deadline
-            self._heads = self._request_count
-            self._arm()
+        if self._header_timer is not None and self._request_count:  # the first head is in
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def connection_lost(self, exc) -> None:
         if self._header_timer is not None:
@@ -260,7 +254,8 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
         await asyncio.to_thread(keys.refresh)
         refresher = asyncio.create_task(keys.run(), name="ingest-keys")
     runner = _AppRunner(make_app(settings, publisher, keys), access_log=None,
-                        header_timeout_s=settings.http_header_timeout_s)
+                        header_timeout_s=settings.http_header_timeout_s,
+                        keepalive_timeout=settings.http_header_timeout_s + 1)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
