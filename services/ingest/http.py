@@ -108,14 +108,14 @@ async def post_events(request: web.Request) -> web.StreamResponse:
         if wait:
             return _error(429, f"over the quota of write key {auth.key_id} ({auth.rate:g} events/s)",
                           {"Retry-After": str(wait)})
-    big = request.content_length is None or request.content_length > BIG_BODY_BYTES
-    gate = request.app[BIG_BODIES] if big else contextlib.nullcontext()
+    gate = None
+    if request.content_length is None or request.content_length > BIG_BODY_BYTES:
+        try:
+            await asyncio.wait_for(request.app[BIG_BODIES].acquire(), timeout=settings.http_body_timeout_s)
+        except asyncio.TimeoutError:
+            return _error(503, "too many large requests at once", {"Retry-After": "1"})
+        gate = request.app[BIG_BODIES]
     try:
-        if big:
-            try:
-                await asyncio.wait_for(gate.acquire(), timeout=settings.http_body_timeout_s)
-            except asyncio.TimeoutError:
-                return _error(503, "too many large requests at once", {"Retry-After": "1"})
         try:
             body = await read_body(request, settings.max_body_bytes, settings.http_body_timeout_s)
             lines = split_body(body, settings.max_events_per_request, settings.max_event_bytes)
@@ -141,7 +141,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
             return _error(503, "the broker did not acknowledge the events; nothing was stored: retry",
                           {"Retry-After": str(BROKER_RETRY_AFTER_S)})
     finally:
-        if big:
+        if gate is not None:
             gate.release()
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for s in statuses:
