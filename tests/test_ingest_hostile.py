@@ -17,7 +17,6 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from leadflow.config import load_settings

@@ -17,7 +17,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Iterator
 

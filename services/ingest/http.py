@@ -23,7 +23,6 @@ import contextlib
 import ipaddress
 import logging
 import signal
-import time
 
 import orjson
 from aiohttp import web
