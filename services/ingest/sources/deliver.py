@@ -18,7 +18,7 @@ import orjson
 from leadflow.stream import send_all
 from services.ingest.publish import Publisher, Status, record_ingest_metrics
 from services.ingest.sources.base import DeadPart, Mapping
-from services.ingest.validate import DeadLetter, InputOccurrences, describe_errors
+from services.ingest.validate import DeadLetter, InputOccurrences, describe_errors, original_bytes
 
 
 @dataclass
@@ -70,7 +70,8 @@ async def _dead_letters(publisher: Publisher, parts: list[DeadPart], *, source: 
     now = datetime.now(timezone.utc)
     letters = [DeadLetter(dead_letter_id=occurrences.dead_letter_id(origin, part.raw), rejected_at=now, source=source,
                           origin=origin, event_id="", event_type="", error_kind=part.kind,
-                          errors=[("", part.reason)], raw=part.raw) for part in parts]
+                          errors=[("", part.reason)], **original_bytes(part.raw, publisher.max_event_bytes))
+               for part in parts]
     await send_all(publisher.producer, publisher.topics.deadletter,
                    [(d.dead_letter_id.encode(), d.to_message()) for d in letters], publisher.tracker)
     counts = Counter(("rejected", "unknown", source, d.error_kind) for d in letters)
