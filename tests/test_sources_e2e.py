@@ -238,6 +238,7 @@ def test_import_command(settings, client, tmp_path, capsys):
     config = tmp_path / "leadflow.toml"
     config.write_text(f'kafka_bootstrap = "{settings.kafka_bootstrap}"\nwarehouse_dir = "{settings.warehouse_dir}"\n'
                       f'clickhouse_database = "{settings.clickhouse_database}"\ntopic_prefix = "{settings.topic_prefix}"\n'
+                      f'identity_secret = "{settings.identity_secret}"\n'
                       '[sources.meta-ads-spend]\nchannel = "display_ads"\n')
     csv_file = tmp_path / "insights.csv"
     csv_file.write_bytes((DATA / "meta_insights.csv").read_bytes())

@@ -62,7 +62,8 @@ def test_poison_record_goes_to_the_dead_letter_table(settings, client):
 
 
 def _env(settings, monkeypatch, **extra) -> None:
-    values = {"KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "WAREHOUSE_DIR": str(settings.warehouse_dir),
+    values = {"KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "IDENTITY_SECRET": settings.identity_secret,
+              "WAREHOUSE_DIR": str(settings.warehouse_dir),
               "CLICKHOUSE_DATABASE": settings.clickhouse_database, "TOPIC_PREFIX": settings.topic_prefix,
               "TOPIC_PARTITIONS": "1", "STAGE_RETRY_SECONDS": "1", "STAGE_BACKOFF_INITIAL_SECONDS": "0.05",
               "STAGE_BACKOFF_MAX_SECONDS": "0.2", **extra}
@@ -132,7 +133,7 @@ def test_serve_answers_503_then_exits_nonzero_when_a_stage_gives_up(settings, cl
 
     thread = threading.Thread(target=operator)
     thread.start()
-    code = cli.main(["serve", "--port", str(port)])
+    code = cli.main(["serve", "--port", str(port), "--no-auth"])
     thread.join(30)
     client.command("RENAME TABLE enriched_events_away TO enriched_events")
     err = capsys.readouterr().err.strip().splitlines()
