@@ -62,6 +62,11 @@ OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
         "nps", "lost_revenue",
     ),
 }
+# contract v1.1 section 4: bot keys on the operator and service rows (readings B1-B4)
+BOT_KEYS = ("bot_conversations", "bot_contained", "bot_containment_rate", "handoff_wait_median_s",
+            "handoff_wait_p90_s")
+OUTPUT_KEYS["operators"] += BOT_KEYS
+OUTPUT_KEYS["service"] += BOT_KEYS
 
 MARKETING_CHANNELS = (
     "search_ads", "social_ads", "display_ads", "email", "organic", "referral", "direct",
@@ -1092,5 +1097,58 @@ def compute_kpis(
         rows = _operator_rows(data, in_period)
     else:
         rows = _service_rows(data, in_period)
+    if grouping in ("operators", "service"):
+        _add_bot_keys(data, grouping, rows, in_period)
     keys = OUTPUT_KEYS[grouping]
     return [{k: r[k] for k in keys} for r in rows]
+
+
+# --------------------------------------------------------------------------
+# contract v1.1 section 4: bots and hand-over (readings B1-B4)
+# --------------------------------------------------------------------------
+
+def _bot_facts(c: _Conversation) -> tuple[bool, str | None, float | None]:
+    """(a bot spoke, operator of the first operator message, hand-over wait in seconds)."""
+    last_bot = None
+    for m in c.messages:  # (t, id) order
+        if m["author"] == "bot":
+            last_bot = m
+        elif m["author"] == "operator":
+            wait = None if last_bot is None else (m["_ts"] - last_bot["_ts"]).total_seconds()
+            return any(x["author"] == "bot" for x in c.messages), m["operator_id"], wait
+    return last_bot is not None, None, None
+
+
+def _add_bot_keys(data: _Data, grouping: str, rows: list[dict], in_period) -> None:
+    per_channel: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    per_op: dict[str, int] = defaultdict(int)
+    waits_channel: dict[str, list[float]] = defaultdict(list)
+    waits_op: dict[str, list[float]] = defaultdict(list)
+    for c in data.conversations.values():
+        if c.initiated_by != "visitor" or not in_period(c.start.date()):
+            continue
+        spoke, first_op, wait = _bot_facts(c)
+        if not spoke:
+            continue
+        missed = _conv_facts(c, data).missed
+        per_channel[c.channel][0] += 1
+        if c.closed_at is not None and first_op is None and not missed:
+            per_channel[c.channel][1] += 1
+        if first_op is not None:
+            per_op[first_op] += 1
+        if wait is not None:
+            waits_channel[c.channel].append(wait)
+            waits_op[first_op].append(wait)
+    for row in rows:
+        if grouping == "operators":
+            op = row["operator_id"]
+            row.update(bot_conversations=per_op[op], bot_contained=None, bot_containment_rate=None,
+                       handoff_wait_median_s=percentile(waits_op[op], 0.5),
+                       handoff_wait_p90_s=percentile(waits_op[op], 0.9))
+        elif row["channel"] in ("call", NONE_CHANNEL):
+            row.update(dict.fromkeys(BOT_KEYS))
+        else:
+            n, kept = per_channel[row["channel"]]
+            waits = waits_channel[row["channel"]]
+            row.update(bot_conversations=n, bot_contained=kept, bot_containment_rate=_ratio(kept, n),
+                       handoff_wait_median_s=percentile(waits, 0.5), handoff_wait_p90_s=percentile(waits, 0.9))
