@@ -21,39 +21,39 @@ ALTER TABLE conversation_facts
 ALTER TABLE conversation_facts
     ADD COLUMN IF NOT EXISTS handoff_bot_at Nullable(DateTime64(3, 'UTC'));
 
--- the backfill: the same columns from the stored messages, in (t, id) order
-CREATE TABLE IF NOT EXISTS conversation_bots_0028
-ENGINE = Join(ANY, LEFT, conversation_id)
-AS
-SELECT
-    conversation_id,
-    toUInt32(arrayCount(m -> m.3 = 'bot', ms)) AS b_messages,
-    arrayFirstIndex(m -> m.3 = 'operator', ms) AS b_op_idx,
-    if(b_op_idx = 0, NULL, ms[b_op_idx].1) AS b_first_operator_at,
-    if(b_op_idx = 0, '', ms[b_op_idx].4) AS b_first_operator,
-    if(b_op_idx = 0, NULL,
-       arrayLastOrNull(m -> m.3 = 'bot', arraySlice(ms, 1, b_op_idx - 1)).1) AS b_handoff_bot_at
-FROM
+-- the backfill: rows of existing conversations again, at the next version, with the same
+-- columns computed from their stored messages in (t, id) order (nothing else changes)
+INSERT INTO conversation_facts
+SELECT f.* REPLACE (
+    f.version + 1 AS version,
+    b.b_messages AS bot_messages,
+    b.b_first_operator_at AS first_operator_at,
+    b.b_first_operator AS first_operator,
+    b.b_handoff_bot_at AS handoff_bot_at
+)
+FROM conversation_facts AS f FINAL
+INNER JOIN
 (
     SELECT
         conversation_id,
-        arraySort(m -> (m.1, m.2), groupArray((occurred_at, event_id,
-            JSONExtractString(payload, 'author'), JSONExtractString(payload, 'operator_id')))) AS ms
-    FROM conversation_events
-    WHERE type = 'message'
-    GROUP BY conversation_id
-)
-WHERE b_messages > 0 OR b_op_idx > 0;
-
-ALTER TABLE conversation_facts
-    UPDATE bot_messages = joinGet('conversation_bots_0028', 'b_messages', conversation_id),
-           first_operator_at = joinGet('conversation_bots_0028', 'b_first_operator_at', conversation_id),
-           first_operator = joinGet('conversation_bots_0028', 'b_first_operator', conversation_id),
-           handoff_bot_at = joinGet('conversation_bots_0028', 'b_handoff_bot_at', conversation_id)
-    WHERE 1
-    SETTINGS mutations_sync = 1, allow_nondeterministic_mutations = 1;
-
-DROP TABLE IF EXISTS conversation_bots_0028;
+        toUInt32(arrayCount(m -> m.3 = 'bot', ms)) AS b_messages,
+        arrayFirstIndex(m -> m.3 = 'operator', ms) AS b_op_idx,
+        if(b_op_idx = 0, NULL, ms[b_op_idx].1) AS b_first_operator_at,
+        if(b_op_idx = 0, '', ms[b_op_idx].4) AS b_first_operator,
+        if(b_op_idx = 0, NULL,
+           arrayLastOrNull(m -> m.3 = 'bot', arraySlice(ms, 1, b_op_idx - 1)).1) AS b_handoff_bot_at
+    FROM
+    (
+        SELECT
+            conversation_id,
+            arraySort(m -> (m.1, m.2), groupArray((occurred_at, event_id,
+                JSONExtractString(payload, 'author'), JSONExtractString(payload, 'operator_id')))) AS ms
+        FROM conversation_events
+        WHERE type = 'message'
+        GROUP BY conversation_id
+    )
+    WHERE b_messages > 0 OR b_op_idx > 0
+) AS b ON b.conversation_id = f.conversation_id;
 
 -- 0003's view again, so that it has the new columns (a view keeps the columns its
 -- SELECT * had when it was created).
