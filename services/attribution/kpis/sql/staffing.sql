@@ -36,8 +36,9 @@ WITH
         WHERE direction = 'inbound'
     ),
     -- the period, bounded by the contacts when open (K1)
-    (SELECT greatest({date_from:Date32}, toDate32(min(at))) FROM inbound) AS d0,
-    (SELECT least({date_to:Date32}, toDate32(max(at)) + 1) FROM inbound) AS d1,
+    (SELECT (toDate32(min(at)), toDate32(max(at)) + 1) FROM inbound) AS span,
+    greatest({date_from:Date32}, span.1) AS d0,
+    least({date_to:Date32}, span.2) AS d1,
     toDateTime64(d0, 3, 'UTC') AS p0,
     toDateTime64(d1, 3, 'UTC') AS p1,
     -- every operator's handling intervals of the period, as for max_concurrency (O5)
