@@ -92,7 +92,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
+def screenshot(data, tmp_path, height: int):
+    """The report rendered by headless Chromium in a 1400 x height window, as an RGB image."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (scripts/ensure-debian-package.sh chromium chromium installs Debian's package; "
@@ -103,10 +104,14 @@ def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
     png = tmp_path / "shot.png"
     res = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-         "--window-size=1400,2400", page.resolve().as_uri()],
+         f"--window-size=1400,{height}", page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120)
     assert png.is_file(), res.stderr[-2000:]
-    img = Image.open(png).convert("RGB")
+    return Image.open(png).convert("RGB")
+
+
+def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
+    img = screenshot(data, tmp_path, 2400)
     assert img.size == (1400, 2400)
     colours = img.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 200, "too few colours: the charts did not render"
@@ -127,19 +132,7 @@ def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
 def test_html_report_staffing_gap_in_headless_chromium(data, tmp_path):
     """The whole page: the staffing gap heatmap (teal: more operators seen than needed, red: short)
     renders below the missed-contacts heatmap."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (scripts/ensure-debian-package.sh chromium chromium installs it)")
-    from PIL import Image
-
-    page = write_html(data, tmp_path / "report.html")
-    png = tmp_path / "page.png"
-    res = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-         "--window-size=1400,9000", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert png.is_file(), res.stderr[-2000:]
-    img = Image.open(png).convert("RGB")
+    img = screenshot(data, tmp_path, 9000)
     px = img.load()
     teal = [y for y in range(0, img.size[1], 2) for x in range(0, img.size[0], 4)
             if px[x, y][1] > px[x, y][0] + 50 and px[x, y][2] > px[x, y][0] + 50 and px[x, y][1] > 100]
