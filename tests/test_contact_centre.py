@@ -186,6 +186,8 @@ def test_staffing_cli(settings, client, replay_events, capsys, monkeypatch):
     assert main(["kpis", "staffing", "--format", "csv", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == ",".join(STAFFING_KEYS) and len(lines) == 1 + 2 * 168
+    assert main(["kpis", "service", "--channel", "chat", *args]) == 2
+    assert capsys.readouterr().err.strip() == "leadflow kpis: --channel applies to staffing only"
     assert main(["kpis", "staffing", "--channel", "fax", *args]) == 2
     assert capsys.readouterr().err.strip() == \
         "leadflow kpis staffing: unknown channel 'fax'; one of chat, call, email, social, messenger"

@@ -57,6 +57,8 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     from leadflow import warehouse
     from leadflow.cli import settings_from
 
+    if args.channel and args.grouping not in STAFFING_GROUPING:
+        raise KpiArgumentError("leadflow kpis: --channel applies to staffing only")
     if args.grouping in STAFFING_GROUPING:
         from services.attribution.kpis.contact_centre_cli import ContactCentreArgumentError, cmd_staffing
 
