@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _common(add_kpis_parser(sub))
 
+    from services.attribution.kpis.contact_centre_cli import add_contacts_parser
+
+    _common(add_contacts_parser(sub))
+
     p = sub.add_parser("bench", help="throughput, freshness and query latency figures (make bench)")
     p.add_argument("--events", type=int, default=200_000, help="simulated lines for pipeline/ceiling")
     p.add_argument("--naive-events", type=int, default=20_000, help="lines for the per-event baseline")
@@ -319,11 +323,21 @@ def cmd_kpis(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_contacts(args: argparse.Namespace) -> int:
+    from services.attribution.kpis.contact_centre_cli import ContactCentreArgumentError, cmd_contacts as run
+
+    try:
+        return run(args)
+    except ContactCentreArgumentError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
     "worker": cmd_worker, "import": cmd_import, "keys": cmd_keys,
 }
+COMMANDS["contacts"] = cmd_contacts  # contract v1.1 section 4
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 
 COMMANDS.update({name: _main_job(fn) for name, fn in _MAIN_JOB_COMMANDS.items()})

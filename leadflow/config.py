@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     sla_seconds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SLA_SECONDS))
     missed_after_hours: float = Field(24.0, gt=0)
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    # Staffing (contract v1.1 section 3): Erlang C service level target, and the answer
+    # target of calls (the other channels use sla_seconds).
+    service_level: float = Field(0.8, gt=0, lt=1)
+    call_target_seconds: float = Field(20.0, gt=0)
 
     # Privacy.
     identity_secret: str = DEV_IDENTITY_SECRET

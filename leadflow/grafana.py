@@ -67,6 +67,18 @@ def grafana_values(settings: Settings) -> dict[str, str]:
         "channels": "CAST([] AS Array(String))",
         "operators": "CAST([] AS Array(String))",
         "campaigns": "CAST([] AS Array(String))",
+        **contact_centre_values(settings),
+    }
+
+
+def contact_centre_values(settings: Settings) -> dict[str, str]:
+    """The parameters of staffing.sql and contacts.sql (issue 17) in a panel."""
+    return {
+        "service_level": f"toFloat64({float(settings.service_level)!r})",
+        "call_target_s": f"toFloat64({float(settings.call_target_seconds)!r})",
+        "missed_only": "toUInt8(0)",
+        "order": "'recent'",
+        "limit": f"toUInt64({CONTACTS_PANEL_LIMIT})",
     }
 
 
@@ -290,6 +302,99 @@ def marketing_dashboard(settings: Settings) -> dict:
                       panels, variables)
 
 
+# --- contact centre, issue 17: staffing gap heatmap, bots, the contacts drill-down ------------------
+
+CONTACTS_PANEL_LIMIT = 500
+CONTACTS_PANEL_TITLE = "Contacts (drill-down)"
+WEEKDAY_NAMES = "['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']"
+BOT_COLUMNS = [("bot_conversations", "bot chats"), ("bot_containment_rate", "bot contained"),
+               ("handoff_wait_median_s", "hand-over median"), ("handoff_wait_p90_s", "hand-over p90")]
+BOT_UNITS = {"bot_conversations": "none", "bot_containment_rate": "percentunit", "handoff_wait_median_s": "s",
+             "handoff_wait_p90_s": "s"}
+
+
+def _heat_table(defaults_color: str) -> dict:
+    return {"color": {"mode": defaults_color},
+            "custom": {"align": "center", "cellOptions": {"type": "color-background", "mode": "basic"}, "width": 44}}
+
+
+def staffing_gap_panel(lay: _Layout, settings: Settings) -> dict:
+    """Gap (agents needed - observed) summed over the selected channels, by hour of week: the
+    report's heatmap, from staffing.sql."""
+    heat_cols = [("day", "day")] + [(f"h{h:02d}", f"{h:02d}") for h in range(24)]
+    return _panel(
+        lay, "table", "Staffing gap by hour of week (heatmap)", 24, 8,
+        description="staffing.sql: agents Erlang C needs to answer "
+                    f"{settings.service_level:.0%} of contacts within each channel's target (calls "
+                    f"{settings.call_target_seconds:.0f} s) minus the operators seen handling the channel in that "
+                    f"hour, averaged over the period, summed over the selected channels "
+                    f"({settings.business_hours.timezone}). Positive: understaffed. Empty: no contacts.",
+        targets=[_ch_target(wrap(
+            f"{WEEKDAY_NAMES}[weekday + 1] AS day,\n       "
+            + ",\n       ".join(f"if(countIf(hour = {h} AND gap IS NOT NULL) = 0, NULL, sumIf(gap, hour = {h})) "
+                                  f"AS h{h:02d}" for h in range(24)),
+            "staffing", settings, "GROUP BY weekday\nORDER BY weekday", channels=CHANNEL_FILTER))],
+        columns=heat_cols, options={**TABLE_OPTIONS, "cellHeight": "md"},
+        defaults={**_heat_table("continuous-GrYlRd"), "decimals": 1},
+        overrides=[{"matcher": {"id": "byName", "options": "day"},
+                    "properties": [{"id": "custom.cellOptions", "value": {"type": "auto"}},
+                                   {"id": "custom.width", "value": 64}]}])
+
+
+def staffing_table_panel(lay: _Layout, settings: Settings) -> dict:
+    cols = [("channel", "channel"), ("day", "day"), ("hour", "hour"), ("contacts_per_hour", "contacts / h"),
+            ("aht_s", "AHT"), ("target_s", "target"), ("agents_needed", "agents needed"),
+            ("agents_observed", "agents seen"), ("gap", "gap")]
+    return _panel(
+        lay, "table", "Staffing by channel and hour of week (Erlang C)", 24, 10,
+        description="staffing.sql, the rows of `leadflow kpis staffing` (contract v1.1 section 3).",
+        targets=[_ch_target(wrap(
+            f"channel, {WEEKDAY_NAMES}[weekday + 1] AS day, hour, contacts_per_hour, aht_s, target_s, "
+            "agents_needed, agents_observed, gap", "staffing", settings,
+            "WHERE contacts_per_hour > 0\nORDER BY gap DESC, channel, weekday, hour", channels=CHANNEL_FILTER))],
+        columns=cols, units={"aht_s": "s", "target_s": "s", "contacts_per_hour": "none", "agents_observed": "none",
+                             "gap": "none", "agents_needed": "none"},
+        options=TABLE_OPTIONS)
+
+
+def contacts_panel(lay: _Layout, settings: Settings, op_filter: str) -> dict:
+    cols = [("contact_id", "contact"), ("kind", "kind"), ("channel", "channel"), ("started_at", "started"),
+            ("operators", "operators"), ("first_response_s", "first response"), ("missed", "missed"),
+            ("transfers", "transfers"), ("csat", "CSAT"), ("nps", "NPS"), ("person_converted", "bought"),
+            ("revenue", "revenue")]
+    return _panel(
+        lay, "table", CONTACTS_PANEL_TITLE, 24, 12,
+        description="contacts.sql, the rows of `leadflow contacts`: the newest "
+                    f"{CONTACTS_PANEL_LIMIT} conversations and inbound calls of the selected channels and operators. "
+                    "Bought: a deal within 90 days after the contact. The operator and channel tables link here.",
+        targets=[_ch_target(wrap(
+            "contact_id, kind, channel, started_at, arrayStringConcat(operators, ', ') AS operators, "
+            "first_response_s, missed, transfers, csat, nps, person_converted, revenue", "contacts", settings,
+            channels=CHANNEL_FILTER, operators=op_filter))],
+        columns=cols, units={"first_response_s": "s", "revenue": _money(settings), "csat": "none", "nps": "none"},
+        options=TABLE_OPTIONS)
+
+
+def link_to_contacts(panels: list[dict], uid: str) -> None:
+    """Data links from the channel and operator columns to the drill-down, with the period and variables."""
+    target = next(p for p in panels if p["title"] == CONTACTS_PANEL_TITLE)
+    base = f"/d/{uid}/contact-centre?${{__url_time_range}}&viewPanel={target['id']}"
+    links = {
+        "channel": f"{base}&var-channel=${{__value.raw}}&${{operator:queryparam}}",
+        "operator_id": f"{base}&var-operator=${{__value.raw}}&${{channel:queryparam}}",
+    }
+    for p in panels:
+        if p["type"] != "table" or p is target:
+            continue
+        cols = next((t["options"]["indexByName"] for t in p["transformations"] if t["id"] == "organize"), {})
+        for col, url in links.items():
+            if col in cols:
+                p["fieldConfig"]["overrides"].append({
+                    "matcher": {"id": "byName", "options": col},
+                    "properties": [{"id": "links", "value": [
+                        {"title": f"contacts of this {col.replace('_id', '')}", "url": url}]}]})
+
+
 def contact_centre_dashboard(settings: Settings) -> dict:
     money = _money(settings)
     lay = _Layout()
@@ -302,7 +407,7 @@ def contact_centre_dashboard(settings: Settings) -> dict:
                     ("contact_capture_rate", "contact capture"), ("answer_rate", "answer rate"),
                     ("missed_calls", "missed calls"), ("abandoned_calls", "abandoned calls"),
                     ("wait_mean_s", "wait"), ("talk_mean_s", "talk"), ("csat", "CSAT"), ("nps", "NPS"),
-                    ("lost_revenue", "lost revenue (estimate)")]
+                    ("lost_revenue", "lost revenue (estimate)")] + BOT_COLUMNS
     units = {"frt_median_s": "s", "frt_p90_s": "s", "frt_mean_s": "s", "art_s": "s", "wait_mean_s": "s",
              "talk_mean_s": "s", "wait_median_s": "s", "sla_rate": "percentunit", "transfer_rate": "percentunit",
              "contact_capture_rate": "percentunit", "answer_rate": "percentunit", "csat": "percentunit",
@@ -311,7 +416,9 @@ def contact_centre_dashboard(settings: Settings) -> dict:
     op_cols = [("operator_id", "operator"), ("conversations", "handled"), ("frt_median_s", "FRT median"),
                ("frt_p90_s", "FRT p90"), ("art_s", "ART"), ("sla_rate", "SLA met"), ("transfers", "transfers"),
                ("template_share", "templates"), ("csat", "CSAT"), ("nps", "NPS"),
-               ("operator_conversion_rate", "conversion"), ("max_concurrency", "max chats")]
+               ("operator_conversion_rate", "conversion"), ("max_concurrency", "max chats")] + [
+        c for c in BOT_COLUMNS if c[0] != "bot_containment_rate"]
+    units.update(BOT_UNITS)
     heat_cols = [("day", "day")] + [(f"h{h:02d}", f"{h:02d}") for h in range(24)] + [("total", "total")]
     panels = [
         _panel(lay, "stat", "Contacts, missed and what they cost", 24, 4,
@@ -350,6 +457,7 @@ def contact_centre_dashboard(settings: Settings) -> dict:
                overrides=[{"matcher": {"id": "byName", "options": c},
                            "properties": [{"id": "custom.cellOptions", "value": {"type": "auto"}},
                                           {"id": "custom.width", "value": 64}]} for c in ("day", "total")]),
+        staffing_gap_panel(lay, settings),
         _panel(lay, "barchart", "First response time vs SLA, per channel", 14, 9,
                description="frt_distribution.sql: visitor-initiated conversations by time to the first human "
                            "reply. SLA targets: " + ", ".join(f"{c} {int(s)} s"
@@ -397,6 +505,8 @@ def contact_centre_dashboard(settings: Settings) -> dict:
                options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
                         "reduceOptions": {"calcs": [], "fields": "", "values": True}}),
     ]
+    panels += [staffing_table_panel(lay, settings), contacts_panel(lay, settings, op_filter)]
+    link_to_contacts(panels, "leadflow-contact-centre")
     variables = [
         _query_var("channel", "channel", wrap("channel", "service", settings,
                                               "WHERE channel != '(none)'\nORDER BY channel")),

@@ -320,3 +320,45 @@ def test_grafana_build_writes_the_files(tmp_path, capsys):
 
     assert main(["grafana", "build", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(grafana.DASHBOARDS)
+
+
+def test_contact_centre_staffing_and_drill_down_panels(sim, dashboards):
+    """Issue 17: the staffing gap heatmap and table and the contacts table give the CLI's numbers
+    (staffing.sql and contacts.sql); operator and channel columns link to the drill-down."""
+    from services.attribution.kpis.contact_centre import contacts, gap_by_hour, staffing
+
+    settings, client = sim
+    cc = dashboards["contact-centre.json"]
+    values, _ = resolve_variables(client, cc, MONTH)
+    period = {"date_from": date(2026, 5, 1), "date_to": date(2026, 6, 1)}
+    rows = staffing(client, settings, **period)
+
+    heat = next(p for p in cc["panels"] if p["title"].startswith("Staffing gap by hour of week"))
+    res = client.query(expand(heat["targets"][0]["rawSql"], MONTH, values))
+    want = gap_by_hour(rows)
+    assert [r[0] for r in res.result_rows] == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for d, r in enumerate(res.result_rows):
+        for h, got in enumerate(r[1:]):
+            assert got == pytest.approx(want[(d, h)], abs=1e-9) if want[(d, h)] is not None else got is None
+
+    table = next(p for p in cc["panels"] if p["title"].startswith("Staffing by channel and hour"))
+    res = client.query(expand(table["targets"][0]["rawSql"], MONTH, values))
+    got = {(r[0], r[1], r[2]): r for r in res.result_rows}
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    busy = [r for r in rows if r["contacts_per_hour"]]
+    assert len(got) == len(busy) > 0
+    for r in busy:
+        g = got[(r["channel"], names[r["weekday"]], r["hour"])]
+        assert (g[6], g[3]) == (r["agents_needed"], pytest.approx(r["contacts_per_hour"]))
+
+    drill = next(p for p in cc["panels"] if p["title"] == grafana.CONTACTS_PANEL_TITLE)
+    one_op = resolve_variables(client, cc, MONTH, {"operator": ["op-anna"]})[0]
+    res = client.query(expand(drill["targets"][0]["rawSql"], MONTH, one_op))
+    want = contacts(client, settings, operators=["op-anna"], limit=grafana.CONTACTS_PANEL_LIMIT, **period)
+    assert [r[0] for r in res.result_rows] == [r["contact_id"] for r in want] and want
+    for title, col in (("Operators", "operator_id"), ("Service by channel", "channel")):
+        panel = next(p for p in cc["panels"] if p["title"] == title)
+        links = [pr["value"] for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == col
+                 for pr in o["properties"] if pr["id"] == "links"]
+        assert links and f"viewPanel={drill['id']}" in links[0][0]["url"]
+        assert "${__url_time_range}" in links[0][0]["url"] and "${__value.raw}" in links[0][0]["url"]

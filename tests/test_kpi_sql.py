@@ -190,7 +190,8 @@ def assert_rows(got: list[dict], want: dict[str, dict], grouping: str) -> None:
 
 def check_types(rows: list[dict], grouping: str) -> None:
     ints = {"leads", "converted_leads", "customers", "conversations", "transfers", "max_concurrency",
-            "missed_conversations", "calls_offered", "missed_calls", "abandoned_calls"}
+            "missed_conversations", "calls_offered", "missed_calls", "abandoned_calls",
+            "bot_conversations", "bot_contained"}
     for r in rows:
         assert tuple(r) == OUTPUT_KEYS[grouping]
         for k, v in r.items():
@@ -371,6 +372,7 @@ def load_reference_facts(f: Facts, events: list[dict], config: ref.ReferenceConf
             "transfers": [(tr["_ts"], tr["from_operator_id"], tr["to_operator_id"]) for tr in c.transfers],
             "operators": [tuple(o) for o in ops.values()], "last_operator": cf.last_operator or "",
             "last_event_at": max(times) if times else None,
+            **_bot_columns(msgs),
         })
 
     kinds = {}
@@ -393,6 +395,17 @@ def load_reference_facts(f: Facts, events: list[dict], config: ref.ReferenceConf
     for table, rs in rows.items():
         warehouse.insert_rows(f.c, table, list(rs[0]), [list(r.values()) for r in rs])
     return data
+
+
+def _bot_columns(msgs: list[dict]) -> dict:
+    """The bot and hand-over columns of conversation_facts (migration 0028) from (t, id)-ordered messages."""
+    ops = [i for i, m in enumerate(msgs) if m["author"] == "operator"]
+    first = ops[0] if ops else None
+    bots_before = [m for m in msgs[:first] if m["author"] == "bot"] if first is not None else []
+    return {"bot_messages": sum(m["author"] == "bot" for m in msgs),
+            "first_operator_at": msgs[first]["_ts"] if first is not None else None,
+            "first_operator": msgs[first]["operator_id"] if first is not None else "",
+            "handoff_bot_at": bots_before[-1]["_ts"] if bots_before else None}
 
 
 def read_jsonl(path: Path) -> list:

@@ -25,6 +25,7 @@ CHART_LABELS = (
     "First response time distribution per channel against its SLA",
     "Missed contacts by hour of week",
     "Operators ranked by conversion",
+    "Staffing gap by hour of week",
 )
 
 
@@ -91,7 +92,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
+def screenshot(data, tmp_path, height: int):
+    """The report rendered by headless Chromium in a 1400 x height window, as an RGB image."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (scripts/ensure-debian-package.sh chromium chromium installs Debian's package; "
@@ -102,10 +104,14 @@ def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
     png = tmp_path / "shot.png"
     res = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-         "--window-size=1400,2400", page.resolve().as_uri()],
+         f"--window-size=1400,{height}", page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120)
     assert png.is_file(), res.stderr[-2000:]
-    img = Image.open(png).convert("RGB")
+    return Image.open(png).convert("RGB")
+
+
+def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
+    img = screenshot(data, tmp_path, 2400)
     assert img.size == (1400, 2400)
     colours = img.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 200, "too few colours: the charts did not render"
@@ -121,6 +127,45 @@ def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
     assert has((0x25, 0x63, 0xEB)), "no revenue bars (blue)"
     assert has((0x16, 0xA3, 0x4A)), "no within-SLA bars (green)"
     assert has((0xF9, 0x73, 0x16)), "no beyond-SLA bars (orange)"
+
+
+def test_html_report_staffing_gap_in_headless_chromium(data, tmp_path):
+    """The whole page: the staffing gap heatmap (teal: more operators seen than needed, red: short)
+    renders below the missed-contacts heatmap."""
+    img = screenshot(data, tmp_path, 9000)
+    px = img.load()
+    teal = [y for y in range(0, img.size[1], 2) for x in range(0, img.size[0], 4)
+            if px[x, y][1] > px[x, y][0] + 50 and px[x, y][2] > px[x, y][0] + 50 and px[x, y][1] > 100]
+    assert len(teal) > 300, "no staffing gap heatmap (teal cells)"
+    # below the missed-contacts heatmap (its darkest red, #b91c1c, is in its legend)
+    red = [y for y in range(0, img.size[1], 2) for x in range(0, img.size[0], 4) if px[x, y] == (0xB9, 0x1C, 0x1C)]
+    assert red and min(red) < min(teal)
+
+
+def test_contact_centre_parts(sim, data):
+    """Issue 17: staffing gap, bots and the contacts to look at, from the same queries as the CLI."""
+    from services.attribution.kpis.contact_centre import contacts, gap_by_hour, staffing
+
+    settings, client = sim
+    assert data.staffing == staffing(client, settings)
+    text = render_terminal(data)
+    gaps = sorted(((v, d, h) for (d, h), v in gap_by_hour(data.staffing).items() if v is not None and v > 0),
+                  key=lambda c: (-c[0], c[1], c[2]))[:5]
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for v, d, h in gaps:
+        assert f"  {names[d]} {h:02d}h  {v:+.2f} agents" in text
+    chat = next(r for r in data.service if r["channel"] == "chat")
+    assert re.search(rf"^  chat\s+{chat['bot_conversations']:,}\s+{chat['bot_contained']:,}\s", text, re.M)
+    html = render_html(data)
+    assert "Contacts to look at" in html and "bot chats" in html
+    for ch, rows in data.slowest.items():
+        assert rows == contacts(client, settings, channels=[ch], order="slowest", limit=10)
+        assert all(r["first_response_s"] is not None for r in rows)
+        assert [r["first_response_s"] for r in rows] == sorted((r["first_response_s"] for r in rows), reverse=True)
+        for r in rows + data.recent_missed[ch]:
+            assert r["contact_id"] in html
+    assert all(r["missed"] for rows in data.recent_missed.values() for r in rows)
+    assert sum(len(v) for v in data.recent_missed.values()) > 0
 
 
 def test_report_command(sim, tmp_path, monkeypatch, capsys):

@@ -325,6 +325,31 @@ def test_contact_centre_story(month):
     assert any("template_id" in e for e in events if e["type"] == "message" and e["author"] == "operator")
 
 
+def test_triage_bot_answers_first_and_hands_over(month):
+    """Issue 17: the bot answers first on part of the visitors' chats in working hours, settles
+    some (closed, resolved, no operator) and hands the rest over to an operator."""
+    events = valid_events(month[1])
+    visitor_chats = {e["conversation_id"] for e in events
+                     if e["type"] == "conversation_started" and e["initiated_by"] == "visitor"}
+    msgs = defaultdict(list)
+    for e in events:
+        if e["type"] == "message" and e["conversation_id"] in visitor_chats:
+            msgs[e["conversation_id"]].append(e)
+    closed = {e["conversation_id"]: e.get("resolved") for e in events if e["type"] == "conversation_closed"}
+    triaged = [sorted(ms, key=lambda m: (ts(m["occurred_at"]), m["event_id"])) for ms in msgs.values()
+               if any(m.get("template_id") == "bot-triage" for m in ms)]
+    share = len(triaged) / len(visitor_chats)
+    assert 0.1 < share < 0.3, share
+    settled = [ms for ms in triaged if any(m.get("template_id") == "bot-faq" for m in ms)]
+    assert 0.2 < len(settled) / len(triaged) < 0.4 and all(closed.get(ms[0]["conversation_id"]) for ms in settled)
+    assert not any(m["author"] == "operator" for ms in settled for m in ms)
+    handed = [ms for ms in triaged if any(m["author"] == "operator" for m in ms)]
+    for ms in handed:  # the bot first, the operator after it
+        first_op = next(i for i, m in enumerate(ms) if m["author"] == "operator")
+        assert any(m["author"] == "bot" for m in ms[:first_op])
+    assert len(handed) > len(settled)
+
+
 def test_missed_contacts_follow_the_load(month):
     """Calls: unanswered after hours and less answered in busy/lunch hours than in quiet working hours."""
     by_hour = defaultdict(Counter)

@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow.config import Settings
 from services.attribution.kpis import MODELS, compute_kpis
 from services.attribution.kpis import extra
+from leadflow.report import contact_centre
 
 Row = dict[str, Any]
 
@@ -36,6 +37,10 @@ class ReportData:
     dead_letters: list[Row] = field(default_factory=list)
     sla_seconds: dict[str, float] = field(default_factory=dict)
     timezone: str = "UTC"
+    # contact centre, issue 17 (leadflow/report/contact_centre.py)
+    staffing: list[Row] = field(default_factory=list)
+    slowest: dict[str, list[Row]] = field(default_factory=dict)
+    recent_missed: dict[str, list[Row]] = field(default_factory=dict)
 
     @property
     def period_label(self) -> str:
@@ -106,4 +111,5 @@ def collect(client: Client, settings: Settings, *, model: str = "linear", date_f
     data.frt = extra.frt_distribution(client, settings, **period)
     data.daily = extra.marketing_daily(client, settings, model=model, **period)
     data.dead_letters = extra.dead_letter_reasons(client, settings)
+    contact_centre.collect(data, client, settings, **period)
     return data

@@ -6,7 +6,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from leadflow.report import fmt, svg
+from leadflow.report import contact_centre, fmt, svg
 from leadflow.report.data import ReportData
 
 MODEL_COLORS = {
@@ -150,7 +150,8 @@ def _heatmap(d: ReportData) -> str:
     chart = svg.heatmap_week(d.missed_hours, label="Missed contacts by hour of week")
     return ("<section><h2>Missed contacts by hour of week</h2>"
             f"<p class='sub'>Chats nobody answered plus missed and abandoned calls, by when they started "
-            f"({escape(d.timezone)}). Worst hours: {escape(hint)}.</p>{chart}</section>")
+            f"({escape(d.timezone)}). Worst hours: {escape(hint)}.</p>{chart}</section>"
+            + contact_centre.staffing_section(d))
 
 
 def _operators(d: ReportData) -> str:
@@ -220,12 +221,16 @@ def _service_table(d: ReportData) -> str:
         body.append([r["channel"], fmt.number(r["conversations"]), fmt.seconds(r["frt_median_s"]),
                      fmt.pct(r["sla_rate"], 0), fmt.number(missed), fmt.pct(r["answer_rate"], 0),
                      fmt.seconds(r["wait_mean_s"]), fmt.pct(r["transfer_rate"], 0), fmt.pct(r["csat"], 0),
-                     fmt.score(r["nps"]), fmt.money(r["lost_revenue"], cur)])
+                     fmt.score(r["nps"]), fmt.money(r["lost_revenue"], cur)] + contact_centre.bot_columns(r))
     return ("<section><h2>Service by channel</h2>"
             "<p class='sub'>Lost revenue <span class='est'>ESTIMATE</span> = missed contacts × share of the "
             "channel's answered contacts that bought within 90 days × their mean deal value.</p>"
             + _table(["channel", "contacts", "FRT median", "SLA", "missed", "answer rate", "wait", "transfers",
-                      "CSAT", "NPS", "lost revenue (est.)"], body) + "</section>")
+                      "CSAT", "NPS", "lost rev. (est.)"] + contact_centre.BOT_HEAD, body)
+            + "<p class='sub'>Bot chats: visitor chats a bot spoke in; contained: share closed with no operator "
+              "and not missed; hand-over: median wait from the bot's last message to the operator's first.</p>"
+              "</section>"
+            + contact_centre.contacts_section(d))
 
 
 def _dead_letters(d: ReportData) -> str:

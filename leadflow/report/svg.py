@@ -245,3 +245,51 @@ def lines_daily(days: Sequence[str], series: Sequence[tuple[str, str, Sequence[f
         if i % every == 0:
             body.append(_t(left + i * step, top + plot_h + 16, d, anchor="middle", size=10, color=MUTED))
     return _svg(width, height, body, label)
+
+
+def _diverging(value: float, vmax: float) -> str:
+    """Teal (negative: more operators than needed) -> white -> red (positive: understaffed)."""
+    if vmax <= 0 or value == 0:
+        return "#f8fafc"
+    t = min(1.0, abs(value) / vmax)
+    hi = (185, 28, 28) if value > 0 else (13, 148, 136)
+    r, g, b = (round(248 + (c - 248) * t) for c in hi)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap_gap(cells: dict[tuple[int, int], float | None], *, width: int = 1100, label: str = "") -> str:
+    """7 x 24 grid of the staffing gap (agents needed - agents observed; weekday 0 = Monday): red where
+    understaffed, teal where more operators were seen than Erlang C needs, grey where undefined."""
+    left, top, right = 48, 40, 120
+    cw = (width - left - right) / 24
+    ch = 30
+    height = top + 7 * ch + 40
+    vmax = max((abs(v) for v in cells.values() if v is not None), default=0.0)
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    body = [_t(left + h * cw + cw / 2, top - 10, f"{h:02d}", anchor="middle", size=11, color=MUTED) for h in range(24)]
+    body.append(_t(width - right + 10, top - 10, "understaffed h", size=10, color=MUTED))
+    for d in range(7):
+        y = top + d * ch
+        body.append(_t(left - 8, y + ch / 2, names[d], anchor="end", size=12, weight="600"))
+        short = 0
+        for h in range(24):
+            v = cells.get((d, h))
+            x = left + h * cw
+            if v is None:
+                body.append(_rect(x + 1, y + 1, cw - 2, ch - 2, "#e5e7eb", rx=3,
+                                  title=f"{names[d]} {h:02d}:00: no contacts"))
+                continue
+            short += v > 0
+            body.append(_rect(x + 1, y + 1, cw - 2, ch - 2, _diverging(v, vmax), rx=3,
+                              title=f"{names[d]} {h:02d}:00: gap {v:+.2f} agents"))
+            if abs(v) >= 0.05:
+                dark = vmax and abs(v) / vmax > 0.55
+                body.append(_t(x + cw / 2, y + ch / 2, f"{v:+.1f}", anchor="middle", size=10,
+                               color="#ffffff" if dark else INK))
+        body.append(_t(width - right + 10, y + ch / 2, f"{short} of 24", size=12))
+    ly = top + 7 * ch + 22
+    for k in range(10):
+        body.append(_rect(left + k * 22, ly - 7, 22, 14, _diverging((k - 4.5) / 4.5 * vmax, vmax), rx=0))
+    body.append(_t(left + 228, ly, f"-{vmax:.1f} (more operators seen than needed) … +{vmax:.1f} (understaffed) "
+                                   "agents; grey: no contacts", size=11, color=MUTED))
+    return _svg(width, height, body, label)

@@ -1,7 +1,7 @@
 """The terminal report `leadflow run` prints (and `leadflow report --print`)."""
 from __future__ import annotations
 
-from leadflow.report import fmt
+from leadflow.report import contact_centre, fmt
 from leadflow.report.data import ReportData
 from leadflow.table import render
 
@@ -101,6 +101,7 @@ def render_terminal(d: ReportData, *, html_path: str | None = None, dashboards: 
     out.append(service_table(d))
     out.append(_title(f"Worst hours of the week for missed contacts ({d.timezone})"))
     out.extend(worst_hours_lines(d))
+    out.extend(contact_centre.terminal_lines(d))
     lost = d.lost_revenue
     out.append(_title("Estimated lost revenue"))
     out.append(f"  {fmt.money(lost, cur)} (ESTIMATE: per channel, missed contacts x share of answered contacts "
@@ -118,4 +119,5 @@ def render_terminal(d: ReportData, *, html_path: str | None = None, dashboards: 
     if metrics_url:
         out.append(f"  metrics:      {metrics_url}")
     out.append("  KPIs:         leadflow kpis {channels|campaigns|operators|service} [--model M] [--from D --to D]")
+    out.append("  staffing:     leadflow kpis staffing [--channel C]    contacts: leadflow contacts [--missed] [--slowest]")
     return "\n".join(out)

@@ -157,6 +157,10 @@ PROACTIVE_BOT = 0.02
 PATIENCE_CHAT_S = 75.0  # median seconds a chat visitor waits for the first answer
 PATIENCE_MESSENGER_S = 1800.0
 BOT_AT_PEAK = 0.55  # chance the bot steps in when no operator is free in working hours
+# The triage bot (issue 17): in working hours it answers first on part of the visitors' chats,
+# settles some by itself (delivery times, order status) and hands the rest over to operators.
+BOT_TRIAGE_SHARE = 0.25  # share of visitor-initiated chats in working hours the bot answers first
+BOT_CONTAINED = 0.3  # share of those it settles without an operator
 
 # Calls
 CALL_PATIENCE_S = 55.0  # median seconds a caller waits in the queue

@@ -671,6 +671,20 @@ class _Simulation:
         self._msg(t1, conv, vid, source, "visitor", text_length=int(self._lognorm(45, 0.6)))
         patience = self._lognorm(B.PATIENCE_MESSENGER_S if messenger else B.PATIENCE_CHAT_S, 0.7)
 
+        # --- the triage bot answers first on part of the chats in working hours (issue 17)
+        bot_first = initiated_by == "visitor" and bool(self.duty_chat[slot]) and r() < B.BOT_TRIAGE_SHARE
+        if bot_first:
+            tb = t1 + self._uniform_ms(1, 3)
+            self._msg(tb, conv, vid, source, "bot", None, "bot-triage", 90)
+            if r() < B.BOT_CONTAINED:  # an FAQ answer settles it: no operator
+                t2 = tb + self._uniform_ms(10, 60)
+                self._msg(t2, conv, vid, source, "visitor", text_length=int(self._lognorm(30, 0.5)))
+                t3 = t2 + self._uniform_ms(1, 3)
+                self._msg(t3, conv, vid, source, "bot", None, "bot-faq", 240)
+                self._close(t3 + self._uniform_ms(30, 240), conv, source, True)
+                return
+            patience *= 2.0  # "an operator will join you" buys time
+
         # --- first response
         frt: float | None = None
         overnight = False  # a messenger message left at night waits for the morning shift
@@ -684,7 +698,7 @@ class _Simulation:
                     frt *= 3
         if op is None:
             night = not self.duty_chat[slot]
-            if night or r() < B.BOT_AT_PEAK:
+            if not bot_first and (night or r() < B.BOT_AT_PEAK):
                 tb = t1 + self._uniform_ms(1.5, 4)
                 self._msg(tb, conv, vid, source, "bot", None, "bot-after-hours" if night else "bot-hello", 80)
                 if night and not messenger:
@@ -711,6 +725,8 @@ class _Simulation:
                 if wait < patience:
                     op = self._any_chat_op(t1)
                     frt = wait
+        if bot_first and frt is not None:  # the operator joins after the bot's answer
+            frt = max(frt, (tb - t1) / 1000 + 0.5)
         if op is None or frt is None or (frt > patience and not overnight):
             # missed: nobody answered while the visitor waited
             t_gone = t1 + int(patience * 1000)

@@ -17,6 +17,8 @@ COLUMNS = [
     "initiated_by", "campaign_id", "visitor_messages", "first_visitor_at", "last_visitor_at", "first_reply_at",
     "first_reply_operator", "frt_s", "frt_business_s", "first_any_reply_at", "closed_at", "resolved",
     "missed_deadline", "turns", "transfers", "operators", "last_operator", "last_event_at",
+    # bots and hand-over (contract v1.1 section 4, migration 0028)
+    "bot_messages", "first_operator_at", "first_operator", "handoff_bot_at",
 ]
 
 
@@ -104,6 +106,8 @@ def conversation_row(conversation_id: str, events: list[ConvEvent], *, version: 
         stats[4] = m.at
     operators = [tuple(v) for _, v in sorted(per_op.items())]
 
+    bot_messages, first_operator_at, first_operator, handoff_bot_at = bot_handoff(messages)
+
     timeline = [e.at for e in messages + transfers]
     last_event_at = max(timeline) if timeline else None
 
@@ -113,5 +117,18 @@ def conversation_row(conversation_id: str, events: list[ConvEvent], *, version: 
         sd.get("campaign_id", ""), len(visitor), first_visitor, last_visitor, first_reply_at, first_reply_op,
         frt_s, frt_b, first_any_reply, closed_at, None if resolved is None else int(resolved), deadline, turns,
         [(t.at, t.data["from_operator_id"], t.data["to_operator_id"]) for t in transfers], operators,
-        last_operator, last_event_at,
+        last_operator, last_event_at, bot_messages, first_operator_at, first_operator, handoff_bot_at,
     )
+
+
+def bot_handoff(messages: list[ConvEvent]) -> tuple[int, datetime | None, str, datetime | None]:
+    """Bot messages, the first operator message (time, operator) and the last bot message
+    before it, in (t, id) order (docs/kpi-readings.md B1-B3)."""
+    bots = sum(1 for m in messages if m.data["author"] == "bot")
+    last_bot: datetime | None = None
+    for m in messages:
+        if m.data["author"] == "operator":
+            return bots, m.at, m.data.get("operator_id", ""), last_bot
+        if m.data["author"] == "bot":
+            last_bot = m.at
+    return bots, None, "", None

@@ -62,6 +62,11 @@ OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
         "nps", "lost_revenue",
     ),
 }
+# contract v1.1 section 4: bot keys on the operator and service rows (readings B1-B4)
+BOT_KEYS = ("bot_conversations", "bot_contained", "bot_containment_rate", "handoff_wait_median_s",
+            "handoff_wait_p90_s")
+OUTPUT_KEYS["operators"] += BOT_KEYS
+OUTPUT_KEYS["service"] += BOT_KEYS
 
 MARKETING_CHANNELS = (
     "search_ads", "social_ads", "display_ads", "email", "organic", "referral", "direct",
@@ -1092,5 +1097,234 @@ def compute_kpis(
         rows = _operator_rows(data, in_period)
     else:
         rows = _service_rows(data, in_period)
+    if grouping in ("operators", "service"):
+        _add_bot_keys(data, grouping, rows, in_period)
     keys = OUTPUT_KEYS[grouping]
     return [{k: r[k] for k in keys} for r in rows]
+
+
+# --------------------------------------------------------------------------
+# contract v1.1 section 4: bots and hand-over (readings B1-B4)
+# --------------------------------------------------------------------------
+
+def _bot_facts(c: _Conversation) -> tuple[bool, str | None, float | None]:
+    """(a bot spoke, operator of the first operator message, hand-over wait in seconds)."""
+    last_bot = None
+    for m in c.messages:  # (t, id) order
+        if m["author"] == "bot":
+            last_bot = m
+        elif m["author"] == "operator":
+            wait = None if last_bot is None else (m["_ts"] - last_bot["_ts"]).total_seconds()
+            return any(x["author"] == "bot" for x in c.messages), m["operator_id"], wait
+    return last_bot is not None, None, None
+
+
+def _add_bot_keys(data: _Data, grouping: str, rows: list[dict], in_period) -> None:
+    per_channel: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    per_op: dict[str, int] = defaultdict(int)
+    waits_channel: dict[str, list[float]] = defaultdict(list)
+    waits_op: dict[str, list[float]] = defaultdict(list)
+    for c in data.conversations.values():
+        if c.initiated_by != "visitor" or not in_period(c.start.date()):
+            continue
+        spoke, first_op, wait = _bot_facts(c)
+        if not spoke:
+            continue
+        missed = _conv_facts(c, data).missed
+        per_channel[c.channel][0] += 1
+        if c.closed_at is not None and first_op is None and not missed:
+            per_channel[c.channel][1] += 1
+        if first_op is not None:
+            per_op[first_op] += 1
+        if wait is not None:
+            waits_channel[c.channel].append(wait)
+            waits_op[first_op].append(wait)
+    for row in rows:
+        if grouping == "operators":
+            op = row["operator_id"]
+            row.update(bot_conversations=per_op[op], bot_contained=None, bot_containment_rate=None,
+                       handoff_wait_median_s=percentile(waits_op[op], 0.5),
+                       handoff_wait_p90_s=percentile(waits_op[op], 0.9))
+        elif row["channel"] in ("call", NONE_CHANNEL):
+            row.update(dict.fromkeys(BOT_KEYS))
+        else:
+            n, kept = per_channel[row["channel"]]
+            waits = waits_channel[row["channel"]]
+            row.update(bot_conversations=n, bot_contained=kept, bot_containment_rate=_ratio(kept, n),
+                       handoff_wait_median_s=percentile(waits, 0.5), handoff_wait_p90_s=percentile(waits, 0.9))
+
+
+# --------------------------------------------------------------------------
+# contract v1.1 section 3: staffing by hour of week, Erlang C (readings K1-K8)
+# --------------------------------------------------------------------------
+
+STAFFING_KEYS = ("channel", "weekday", "hour", "contacts_per_hour", "aht_s", "target_s", "service_level",
+                 "agents_needed", "agents_observed", "gap")
+_HOUR = timedelta(hours=1)
+
+
+def erlang_c(n: int, a: float) -> float:
+    """Probability that a contact waits (M/M/n, offered load a erlangs, n > a), through the
+    Erlang B recursion B(k) = a B(k-1) / (k + a B(k-1)), C = n B / (n - a (1 - B))."""
+    b = 1.0
+    for k in range(1, n + 1):
+        b = a * b / (k + a * b)
+    return n * b / (n - a * (1 - b))
+
+
+def erlang_c_service_level(n: int, a: float, target_s: float, aht_s: float) -> float:
+    """Share of contacts answered within target_s with n agents: 1 - C(n, a) e^{-(n - a) T / aht}."""
+    return 1 - erlang_c(n, a) * math.exp(-(n - a) * target_s / aht_s)
+
+
+def agents_needed(a: float, target_s: float, aht_s: float, service_level: float) -> int:
+    """The smallest n > a (occupancy a/n < 1) whose service level reaches the target."""
+    if a == 0:
+        return 1
+    n = math.floor(a) + 1
+    while erlang_c_service_level(n, a, target_s, aht_s) < service_level:
+        n += 1
+    return n
+
+
+def _union_seconds(intervals: list[tuple[datetime, datetime]]) -> float:
+    total, cur_b, cur_e = 0.0, None, None
+    for b, e in sorted(intervals):
+        if cur_e is None or b > cur_e:
+            if cur_e is not None:
+                total += (cur_e - cur_b).total_seconds()
+            cur_b, cur_e = b, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += (cur_e - cur_b).total_seconds()
+    return total
+
+
+def compute_staffing(
+    events: list[dict],
+    date_from: date | None = None,
+    date_to: date | None = None,
+    config: ReferenceConfig = ReferenceConfig(),
+    *,
+    channels: Iterable[str] = (),
+    tz: str = "UTC",
+    service_level: float = 0.8,
+    call_target_s: float = 20.0,
+) -> list[dict]:
+    """One row per (channel, weekday 0 = Monday, hour in `tz`) with STAFFING_KEYS."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    data = _Data(events, config)
+
+    def slot(t: datetime) -> tuple[int, int]:
+        local = t.astimezone(zone)
+        return local.weekday(), local.hour
+
+    # inbound contacts, all time: (channel, start, first operator, raw handle seconds)
+    inbound: list[tuple[str, datetime, str | None, float | None]] = []
+    for c in data.conversations.values():
+        if c.channel == "call" or c.initiated_by != "visitor":
+            continue
+        first = next((m for m in c.messages if m["author"] == "operator"), None)
+        raw = None
+        if first is not None and c.closed_at is not None:
+            raw = max(0.0, (c.closed_at - first["_ts"]).total_seconds())
+        inbound.append((c.channel, c.start, first["operator_id"] if first else None, raw))
+    for call in data.inbound_calls:
+        raw = None
+        if call.outcome == "answered" and call.answered_at is not None:
+            raw = (call.ended_at - call.answered_at).total_seconds()
+        inbound.append(("call", call.started_at, None, raw))
+    if not inbound:
+        return []
+
+    # K1: the period, bounded by the contacts
+    first_day = min(t for _c, t, _o, _r in inbound).date()
+    last_day = max(t for _c, t, _o, _r in inbound).date() + timedelta(days=1)
+    d0 = max(date_from, first_day) if date_from else first_day
+    d1 = min(date_to, last_day) if date_to else last_day
+    p0 = datetime(d0.year, d0.month, d0.day, tzinfo=timezone.utc)
+    p1 = datetime(d1.year, d1.month, d1.day, tzinfo=timezone.utc)
+
+    # K2: clock hours per hour of week
+    n_hours: dict[tuple[int, int], int] = defaultdict(int)
+    h = p0
+    while h < p1:
+        n_hours[slot(h)] += 1
+        h += _HOUR
+
+    # handling intervals of the period (as max_concurrency)
+    intervals: dict[tuple[str, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for c in data.conversations.values():
+        if c.channel == "call" or not p0 <= c.start < p1:
+            continue
+        f = _conv_facts(c, data)
+        end = _conv_end(c)
+        for op in f.operators:
+            b = max(c.start, f.op_first_msg[op])
+            intervals[(c.channel, op)].append((b, max(end, b)))
+    for call in data.inbound_calls:
+        if call.outcome == "answered" and call.operator_id and p0 <= call.started_at < p1:
+            intervals[("call", call.operator_id)].append((call.answered_at or call.started_at, call.ended_at))
+
+    # K3: mean concurrency = busy time / time with at least one open
+    conc: dict[tuple[str, str], float] = {}
+    for key, ivs in intervals.items():
+        union = _union_seconds(ivs)
+        conc[key] = 1.0 if union == 0 else sum((e - b).total_seconds() for b, e in ivs) / union
+
+    counts: dict[tuple[str, int, int], int] = defaultdict(int)
+    handles: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    channel_handles: dict[str, list[float]] = defaultdict(list)
+    for ch, at, op, raw in inbound:
+        if not p0 <= at < p1:
+            continue
+        wd, hr = slot(at)
+        counts[(ch, wd, hr)] += 1
+        if raw is not None:
+            handle = raw if ch == "call" else raw / conc[(ch, op)]
+            handles[(ch, wd, hr)].append(handle)
+            channel_handles[ch].append(handle)
+
+    # K5: distinct operators per clock hour their interval touches
+    seen_hour: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for (ch, op), ivs in intervals.items():
+        for b, e in ivs:
+            b_ms = round(b.timestamp() * 1000)
+            e_ms = round(e.timestamp() * 1000)
+            for hr in range(b_ms // 3_600_000, max(b_ms, e_ms - 1) // 3_600_000 + 1):
+                start = datetime.fromtimestamp(hr * 3600, tz=timezone.utc)
+                if p0 <= start < p1:
+                    seen_hour[(ch, hr)].add(op)
+    seen: dict[tuple[str, int, int], int] = defaultdict(int)
+    for (ch, hr), ops in seen_hour.items():
+        wd, hh = slot(datetime.fromtimestamp(hr * 3600, tz=timezone.utc))
+        seen[(ch, wd, hh)] += len(ops)
+
+    wanted = set(channels)
+    rows = []
+    for ch in sorted({c for c, _t, _o, _r in inbound}):
+        if wanted and ch not in wanted:
+            continue
+        target = call_target_s if ch == "call" else config.sla_seconds.get(ch)
+        for wd in range(7):
+            for hr in range(24):
+                key = (ch, wd, hr)
+                nh = n_hours.get((wd, hr), 0)
+                cph = _ratio(counts[key], nh)
+                aht = None
+                if counts[key]:
+                    aht = _mean(handles[key]) if handles[key] else _mean(channel_handles[ch])
+                needed = None
+                if cph and aht is not None and target is not None:
+                    needed = agents_needed(cph * aht / 3600, target, aht, service_level)
+                observed = _ratio(seen[key], nh)
+                rows.append({
+                    "channel": ch, "weekday": wd, "hour": hr, "contacts_per_hour": cph, "aht_s": aht,
+                    "target_s": None if target is None else float(target), "service_level": service_level,
+                    "agents_needed": needed, "agents_observed": observed,
+                    "gap": None if needed is None or observed is None else needed - observed,
+                })
+    return rows

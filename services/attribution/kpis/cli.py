@@ -15,6 +15,9 @@ from services.attribution.kpis.format import FORMATS, render_rows
 from services.attribution.kpis.query import DEFAULT_MODEL, GROUPINGS, MODELS, OUTPUT_KEYS
 
 
+STAFFING_GROUPING = ("staffing",)  # contract v1.1 section 3: contact_centre_cli.cmd_staffing
+
+
 class KpiArgumentError(ValueError):
     """Unusable arguments that argparse cannot see (leadflow.cli turns it into exit 2)."""
 
@@ -36,19 +39,33 @@ def add_kpis_parser(subparsers) -> argparse.ArgumentParser:
         "kpis", help="print the KPIs of kpis.md by channel, campaign, operator or conversation channel",
         description="KPIs of kpis.md over the period [--from, --to) of UTC dates (default: all time).",
     )
-    p.add_argument("grouping", choices=GROUPINGS, help="rows: touch channel, campaign, operator or conversation channel")
+    p.add_argument("grouping", choices=GROUPINGS + STAFFING_GROUPING,
+                   help="rows: touch channel, campaign, operator or conversation channel; "
+                        "staffing: channel x hour of week (Erlang C)")
     p.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="first day of the period")
     p.add_argument("--to", dest="date_to", type=_date, metavar="YYYY-MM-DD",
                    help="day after the period (exclusive)")
     p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
                    help=f"attribution model of conversions and revenue (default {DEFAULT_MODEL})")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (people), json or csv")
+    p.add_argument("--channel", action="append", default=[], metavar="C",
+                   help="staffing: only this conversation channel (repeatable)")
     return p
 
 
 def cmd_kpis(args: argparse.Namespace) -> int:
     from leadflow import warehouse
     from leadflow.cli import settings_from
+
+    if args.channel and args.grouping not in STAFFING_GROUPING:
+        raise KpiArgumentError("leadflow kpis: --channel applies to staffing only")
+    if args.grouping in STAFFING_GROUPING:
+        from services.attribution.kpis.contact_centre_cli import ContactCentreArgumentError, cmd_staffing
+
+        try:
+            return cmd_staffing(args)
+        except ContactCentreArgumentError as exc:
+            raise KpiArgumentError(str(exc)) from None
 
     if args.date_from is not None and args.date_to is not None and args.date_from >= args.date_to:
         raise KpiArgumentError(f"leadflow kpis: --from {args.date_from} must be before --to {args.date_to}")

@@ -26,6 +26,8 @@ from services.attribution.kpis.query import DEFAULT_MODEL, SQL_DIR, kpi_paramete
 
 EXTRA_QUERIES = ("missed_by_hour", "frt_distribution", "attribution_models", "marketing_daily",
                  "dead_letter_reasons")
+# staffing (Erlang C) and the contacts drill-down, run by contact_centre.py (issue 17)
+EXTRA_QUERIES += ("staffing", "contacts")
 
 
 @lru_cache(maxsize=None)
@@ -66,10 +68,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def run_extra(client: Client, settings: Settings, name: str, **kw: Any) -> list[dict[str, Any]]:
-    """Run one extra query; rows as dicts in the query's column order."""
+def run_extra(client: Client, settings: Settings, name: str, _more: dict[str, Any] | None = None,
+              **kw: Any) -> list[dict[str, Any]]:
+    """Run one extra query; rows as dicts in the query's column order. `_more`: parameters
+    beyond extra_parameters() (contact_centre.py)."""
     sql = load_extra_sql(name)
-    params = {k: v for k, v in extra_parameters(settings, **kw).items() if "{" + k + ":" in sql}
+    params = {k: v for k, v in {**extra_parameters(settings, **kw), **(_more or {})}.items() if "{" + k + ":" in sql}
     result = client.query(sql, parameters=params)
     names = list(result.column_names)
     return [{k: _clean(v) for k, v in zip(names, row)} for row in result.result_rows]

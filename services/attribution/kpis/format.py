@@ -26,9 +26,11 @@ MONEY_KEYS = frozenset({"spend", "cpl", "revenue", "cpa", "ltv", "lost_revenue"}
 RATE_KEYS = frozenset({
     "conversion_rate", "romi", "sla_rate", "transfer_rate", "contact_capture_rate", "answer_rate",
     "template_share", "csat", "operator_conversion_rate",
+    "bot_containment_rate",
 })
 SECONDS_KEYS = frozenset({
     "frt_median_s", "frt_p90_s", "frt_mean_s", "art_s", "wait_mean_s", "wait_median_s", "talk_mean_s",
+    "handoff_wait_median_s", "handoff_wait_p90_s",
 })
 TEXT_KEYS = frozenset({"channel", "campaign_id", "operator_id"})
 HEADERS = {"lost_revenue": "lost_revenue (est.)"}

@@ -43,20 +43,23 @@ OUTPUT_KEYS: dict[str, tuple[str, ...]] = {
         "operator_id", "conversations", "frt_median_s", "frt_p90_s", "frt_mean_s",
         "art_s", "sla_rate", "transfers", "template_share", "csat", "nps",
         "operator_conversion_rate", "max_concurrency",
-    ),
+    ) + ("bot_conversations", "bot_contained", "bot_containment_rate", "handoff_wait_median_s",
+         "handoff_wait_p90_s"),  # contract v1.1 section 4
     "service": (
         "channel", "conversations", "frt_median_s", "frt_p90_s", "frt_mean_s",
         "art_s", "sla_rate", "missed_conversations", "transfer_rate",
         "contact_capture_rate", "calls_offered", "answer_rate", "missed_calls",
         "abandoned_calls", "wait_mean_s", "wait_median_s", "talk_mean_s", "csat",
         "nps", "lost_revenue",
-    ),
+    ) + ("bot_conversations", "bot_contained", "bot_containment_rate", "handoff_wait_median_s",
+         "handoff_wait_p90_s"),  # contract v1.1 section 4
 }
 
 # Keys that are counts (ints); every other non-key value is a float.
 INT_KEYS = frozenset({
     "leads", "converted_leads", "customers", "conversations", "transfers", "max_concurrency",
     "missed_conversations", "calls_offered", "missed_calls", "abandoned_calls",
+    "bot_conversations", "bot_contained",
 })
 # The group key columns (strings).
 STR_KEYS = frozenset({"channel", "campaign_id", "operator_id"})

@@ -30,7 +30,13 @@ SELECT
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
     converted / nullIf(handled, 0) AS operator_conversion_rate,
-    toInt64(max_conc) AS max_concurrency
+    toInt64(max_conc) AS max_concurrency,
+    -- bots (contract v1.1 section 4, readings B1-B4): the bot conversations handed over to the operator
+    toInt64(bot_n) AS bot_conversations,
+    CAST(NULL AS Nullable(Int64)) AS bot_contained,
+    CAST(NULL AS Nullable(Float64)) AS bot_containment_rate,
+    handoff_median AS handoff_wait_median_s,
+    handoff_p90 AS handoff_wait_p90_s
 FROM
 (
     SELECT
@@ -58,7 +64,11 @@ FROM
         sum(csat_ok) AS csat_ok,
         sum(nps_n) AS nps_n,
         sum(nps_promoters) AS nps_promoters,
-        sum(nps_detractors) AS nps_detractors
+        sum(nps_detractors) AS nps_detractors,
+        sum(bot_n) AS bot_n,
+        quantilesExactInclusive(0.5, 0.9)(handoff) AS handoff_q,
+        if(count(handoff) = 0, NULL, handoff_q[1]) AS handoff_median,
+        if(count(handoff) = 0, NULL, handoff_q[2]) AS handoff_p90
     FROM
     (
         -- handled items: one per operator who sent a message in a conversation, and one per
@@ -81,7 +91,9 @@ FROM
             toUInt64(0) AS csat_ok,
             toUInt64(0) AS nps_n,
             toUInt64(0) AS nps_promoters,
-            toUInt64(0) AS nps_detractors
+            toUInt64(0) AS nps_detractors,
+            h.bot_n AS bot_n,
+            h.handoff AS handoff
         FROM
         (
             -- conversations: a row per operator who sent a message (ARRAY JOIN drops conversations without)
@@ -100,7 +112,11 @@ FROM
                 if(live, ot.1, 0.) AS art_sum,
                 toUInt64(if(live, ot.2, 0)) AS art_n,
                 greatest(start, o.4) AS b,
-                greatest(conv_end, start, o.4) AS e
+                greatest(conv_end, start, o.4) AS e,
+                toUInt64(live AND bot_base AND o.1 = first_operator) AS bot_n,
+                if(live AND bot_base AND o.1 = first_operator AND handoff_bot_at IS NOT NULL,
+                   (toUnixTimestamp64Milli(assumeNotNull(first_operator_at))
+                    - toUnixTimestamp64Milli(assumeNotNull(handoff_bot_at))) / 1000, NULL) AS handoff
             FROM
             (
                 SELECT
@@ -115,7 +131,12 @@ FROM
                     frt_s,
                     operators,
                     -- the turns each of them answered: (sum of response_s, count), migration 0011
-                    operator_turns
+                    operator_turns,
+                    -- visitor-initiated with a bot message, and the hand-over (B1-B4, migration 0028)
+                    toUInt8(initiated_by = 'visitor' AND bot_messages > 0) AS bot_base,
+                    first_operator,
+                    first_operator_at,
+                    handoff_bot_at
                 FROM conversations
                 WHERE notEmpty(operators)
             )
@@ -132,7 +153,8 @@ FROM
                 toUInt64(toDate32(started_at) >= {date_from:Date32} AND toDate32(started_at) < {date_to:Date32}),
                 toUInt64(0), toUInt64(0), CAST(NULL AS Nullable(Float64)), toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
                 ifNull(answered_at, started_at),
-                ended_at
+                ended_at,
+                toUInt64(0), CAST(NULL AS Nullable(Float64))
             FROM call_winners
             WHERE direction = 'inbound' AND outcome = 'answered' AND operator_id != ''
         ) AS h
@@ -149,7 +171,8 @@ FROM
             countIf(toDate32(start) >= {date_from:Date32} AND toDate32(start) < {date_to:Date32}),
             CAST(NULL AS Nullable(Float64)), toUInt64(0), toUInt64(0), toFloat64(0), toUInt64(0),
             toDateTime64(0, 3, 'UTC'), toDateTime64(0, 3, 'UTC'),
-            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0)
+            toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+            toUInt64(0), CAST(NULL AS Nullable(Float64))
         FROM
         (
             SELECT assumeNotNull(started_at) AS start, transfers
@@ -173,7 +196,8 @@ FROM
             countIf(live AND survey = 'csat' AND score >= 4),
             countIf(live AND survey = 'nps'),
             countIf(live AND survey = 'nps' AND score >= 9),
-            countIf(live AND survey = 'nps' AND score <= 6)
+            countIf(live AND survey = 'nps' AND score <= 6),
+            toUInt64(0), CAST(NULL AS Nullable(Float64))
         FROM
         (
             SELECT

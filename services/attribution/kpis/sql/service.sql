@@ -23,7 +23,8 @@
 --
 -- Item columns: channel, conversations, frt_s, turn_sum, turn_n, sla_n, sla_ok,
 --               missed, transferred, capture_base, offered, answered,
---               missed_calls, abandoned, wait_s, talk_s, other_contact
+--               missed_calls, abandoned, wait_s, talk_s, other_contact,
+--               bot_n, bot_kept, handoff (bots: contract v1.1 section 4, readings B1-B4)
 SELECT
     channel,
     toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
@@ -48,7 +49,13 @@ SELECT
     if(channel = '(none)', NULL,
        toFloat64(if(channel = 'call', missed_calls + abandoned, missed))
        * (other_converted / nullIf(other_n, 0))
-       * if(empty(other_deals), NULL, arrayAvg(arrayMap(d -> d.2, other_deals)))) AS lost_revenue
+       * if(empty(other_deals), NULL, arrayAvg(arrayMap(d -> d.2, other_deals)))) AS lost_revenue,
+    -- bots and hand-over (contract v1.1 section 4, readings B1-B4): conversation channels only
+    if(channel IN ('call', '(none)'), NULL, toInt64(bot_n)) AS bot_conversations,
+    if(channel IN ('call', '(none)'), NULL, toInt64(bot_kept)) AS bot_contained,
+    if(channel IN ('call', '(none)'), NULL, bot_kept / nullIf(bot_n, 0)) AS bot_containment_rate,
+    handoff_median AS handoff_wait_median_s,
+    handoff_p90 AS handoff_wait_p90_s
 FROM
 (
     SELECT
@@ -80,7 +87,12 @@ FROM
         sum(csat_ok) AS csat_ok,
         sum(nps_n) AS nps_n,
         sum(nps_promoters) AS nps_promoters,
-        sum(nps_detractors) AS nps_detractors
+        sum(nps_detractors) AS nps_detractors,
+        sum(bot_n) AS bot_n,
+        sum(bot_kept) AS bot_kept,
+        quantilesExactInclusive(0.5, 0.9)(handoff) AS handoff_q,
+        if(count(handoff) = 0, NULL, handoff_q[1]) AS handoff_median,
+        if(count(handoff) = 0, NULL, handoff_q[2]) AS handoff_p90
     FROM
     (
         SELECT
@@ -111,7 +123,10 @@ FROM
             toUInt64(0) AS csat_ok,
             toUInt64(0) AS nps_n,
             toUInt64(0) AS nps_promoters,
-            toUInt64(0) AS nps_detractors
+            toUInt64(0) AS nps_detractors,
+            i.bot_n AS bot_n,
+            i.bot_kept AS bot_kept,
+            i.handoff AS handoff
         FROM
         (
             -- conversations (a `conversation_started` of channel `call` is no service contact, S8)
@@ -136,7 +151,13 @@ FROM
                 toUInt64(0) AS abandoned,
                 CAST(NULL AS Nullable(Float64)) AS wait,
                 CAST(NULL AS Nullable(Float64)) AS talk,
-                toUInt64(live AND NOT is_missed) AS other
+                toUInt64(live AND NOT is_missed) AS other,
+                toUInt64(live AND bot_base) AS bot_n,
+                toUInt64(live AND bot_base AND closed_at IS NOT NULL AND first_operator_at IS NULL AND NOT is_missed)
+                    AS bot_kept,
+                if(live AND bot_base AND handoff_bot_at IS NOT NULL,
+                   (toUnixTimestamp64Milli(assumeNotNull(first_operator_at))
+                    - toUnixTimestamp64Milli(assumeNotNull(handoff_bot_at))) / 1000, NULL) AS handoff
             FROM
             (
                 SELECT
@@ -159,7 +180,12 @@ FROM
                         AND (closed_at IS NOT NULL
                              OR deadline <= coalesce({now:Nullable(DateTime64(3, 'UTC'))},
                                                      (SELECT max(occurred_at) FROM raw_events))),
-                        0)) AS is_missed
+                        0)) AS is_missed,
+                    -- visitor-initiated with a bot message (B1); the hand-over columns (migration 0028)
+                    toUInt8(initiated_by = 'visitor' AND bot_messages > 0) AS bot_base,
+                    closed_at,
+                    first_operator_at,
+                    handoff_bot_at
                 FROM conversations
                 WHERE channel != 'call'
             )
@@ -182,7 +208,8 @@ FROM
                    (toUnixTimestamp64Milli(assumeNotNull(answered_at)) - toUnixTimestamp64Milli(started_at)) / 1000, NULL),
                 if(live AND outcome = 'answered' AND answered_at IS NOT NULL,
                    (toUnixTimestamp64Milli(ended_at) - toUnixTimestamp64Milli(assumeNotNull(answered_at))) / 1000, NULL),
-                toUInt64(live AND outcome NOT IN ('missed', 'abandoned'))
+                toUInt64(live AND outcome NOT IN ('missed', 'abandoned')),
+                toUInt64(0), toUInt64(0), CAST(NULL AS Nullable(Float64))
             FROM
             (
                 SELECT
@@ -211,7 +238,8 @@ FROM
             toUInt64(live AND survey = 'csat' AND score >= 4),
             toUInt64(live AND survey = 'nps'),
             toUInt64(live AND survey = 'nps' AND score >= 9),
-            toUInt64(live AND survey = 'nps' AND score <= 6)
+            toUInt64(live AND survey = 'nps' AND score <= 6),
+            toUInt64(0), toUInt64(0), CAST(NULL AS Nullable(Float64))
         FROM
         (
             SELECT
