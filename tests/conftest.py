@@ -37,6 +37,9 @@ def settings(broker, chdb_dir, monkeypatch):
     for key in list(os.environ):
         if key.startswith("LEADFLOW_"):
             monkeypatch.delenv(key)
+    # commands a test runs in this process or a child (with LEADFLOW_KAFKA_BOOTSTRAP set) use the
+    # same secret: the development one is refused when a broker is configured
+    monkeypatch.setenv("LEADFLOW_IDENTITY_SECRET", TEST_IDENTITY_SECRET)
     n = next(_counter)
     tag = uuid.uuid4().hex[:6]
     return load_settings(
