@@ -117,7 +117,7 @@ FROM
                 credits,
                 toFloat64(revenue) AS revenue_f,
                 toDate32(won_at) >= {date_from:Date32} AND toDate32(won_at) < {date_to:Date32} AS won_in_period
-            FROM attribution_credits FINAL
+            FROM model_credits
             WHERE model = {model:String}
         )
         ARRAY JOIN campaigns AS credit_campaign, credits AS credit

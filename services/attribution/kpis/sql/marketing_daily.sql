@@ -29,7 +29,7 @@ FROM
     UNION ALL
     SELECT toDate32(won_at), credit_channel, credit_campaign, toDecimal128(0, 6), toUInt64(0),
            credit, credit * toFloat64(revenue)
-    FROM attribution_credits FINAL
+    FROM model_credits
     ARRAY JOIN channels AS credit_channel, campaigns AS credit_campaign, credits AS credit
     WHERE model = {model:String}
 )
