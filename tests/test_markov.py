@@ -124,3 +124,27 @@ def test_no_touch_conversion_and_window(replay_events, client, settings):
     assert got["removal_effects"] == {B: pytest.approx(1.0), C: pytest.approx(0.0)}
     rows = compute_kpis(client, settings, "channels", model="markov")
     assert by_channel(rows) == {"(none)": 1.0, B: 1.0}
+
+
+def test_simulated_markov_matches_the_reference(client, settings, tmp_path):
+    """A simulated business end to end: the chain and every markov cell of channels and
+    campaigns equal the independent reference (tests/reference/kpis.py, exact fractions)."""
+    from datetime import date
+
+    from leadflow.simulator import SimulationConfig, write_jsonl
+    from tests.reference.kpis import markov_chain
+    from tests.test_kpi_sql import _replay, compare_all, read_jsonl
+
+    path = tmp_path / "sim-5d-seed3.jsonl"
+    write_jsonl(SimulationConfig(days=5, seed=3), path)
+    _replay(settings, path)
+    events = read_jsonl(path)
+    want = markov_chain(events)
+    got = chain(client)
+    assert got["paths"] == want["paths"] > 100
+    assert got["p_conversion"] == pytest.approx(want["p_conversion"], abs=1e-12)
+    assert got["removal_effects"] == {k: pytest.approx(v, abs=1e-12) for k, v in want["removal_effects"].items()}
+    cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 4))],
+                             models=("markov",))
+    assert cells > 100
+    assert not bad, "\n".join(bad[:40])
