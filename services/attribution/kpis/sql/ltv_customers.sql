@@ -15,8 +15,8 @@
 SELECT
     max(channel) AS channel,
     toInt64(countIf(day <= l) - 1) AS x,
-    toInt64(maxIf(day, day <= l) - minIf(day, day <= l)) AS t_x_days,
-    toInt64(any(l) - minIf(day, day <= l)) AS t_days,
+    dateDiff('day', minIf(day, day <= l), maxIf(day, day <= l)) AS t_x_days,
+    dateDiff('day', minIf(day, day <= l), any(l)) AS t_days,
     if(x = 0, NULL, (sumIf(day_value, day <= l) - argMinIf(day_value, day, day <= l)) / x) AS m,
     sumIf(day_value, day <= l) AS value
 FROM
@@ -36,12 +36,11 @@ FROM
         WHERE murmurHash3_128(pw.identity_key) = p.k_key_n
     )
     GROUP BY person, day
-)
+) AS purchase_days
 CROSS JOIN
 (
-    SELECT if(isNull({date_to:Nullable(Date32)}), toDate32(max(occurred_at)),
-              assumeNotNull({date_to:Nullable(Date32)}) - 1) AS l
-    FROM raw_events
+    SELECT if(isNull({date_to:Nullable(Date32)}), toDate32(newest), assumeNotNull({date_to:Nullable(Date32)}) - 1) AS l
+    FROM (SELECT max(occurred_at) AS newest FROM raw_events)
 ) AS calibration
 GROUP BY person
 HAVING countIf(day <= l) > 0
