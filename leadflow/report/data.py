@@ -36,6 +36,13 @@ class ReportData:
     dead_letters: list[Row] = field(default_factory=list)
     sla_seconds: dict[str, float] = field(default_factory=dict)
     timezone: str = "UTC"
+    # contract v1.1 (issue 16): predicted LTV by first-touch channel and the markov chain
+    ltv: dict[str, Any] = field(default_factory=lambda: {"rows": [], "model": None})
+    markov: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predicted_ltv(self) -> dict[str, Row]:
+        return {r["channel"]: r for r in self.ltv["rows"]}
 
     @property
     def period_label(self) -> str:
@@ -106,4 +113,15 @@ def collect(client: Client, settings: Settings, *, model: str = "linear", date_f
     data.frt = extra.frt_distribution(client, settings, **period)
     data.daily = extra.marketing_daily(client, settings, model=model, **period)
     data.dead_letters = extra.dead_letter_reasons(client, settings)
+    collect_v11(client, data)
     return data
+
+
+def collect_v11(client: Client, data: ReportData) -> None:
+    """Contract v1.1 (issue 16): predicted LTV (the whole warehouse: LTV ignores the period)
+    and the markov chain (all journeys, whatever the period)."""
+    from services.attribution.kpis.ltv import predicted_ltv
+    from services.attribution.markov import chain
+
+    data.ltv = predicted_ltv(client)
+    data.markov = chain(client)

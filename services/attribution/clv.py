@@ -81,15 +81,17 @@ def gamma_gamma_loglik(params, x, m, weights) -> float:
     return float(np.sum(weights * ll))
 
 
+LOG_BOUNDS = (-12.0, 12.0)  # each parameter in [6e-6, 1.6e5]: a fit that runs off to a boundary stops there
+
+
 def _fit(loglik, start: list[float], *data) -> np.ndarray:
+    """Maximise the log-likelihood over the logs of the parameters (L-BFGS-B, bounded)."""
     def objective(log_params):
         value = loglik(np.exp(log_params), *data)
         return -value if np.isfinite(value) else 1e300
 
-    result = minimize(objective, np.log(start), method="Nelder-Mead",
-                      options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000})
-    result = minimize(objective, result.x, method="Nelder-Mead",  # a restart leaves a collapsed simplex
-                      options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000})
+    result = minimize(objective, np.log(start), method="L-BFGS-B", bounds=[LOG_BOUNDS] * len(start),
+                      options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     return np.exp(result.x)
 
 

@@ -10,8 +10,8 @@
 -- Views: markov_paths (one row per path, consecutive repeats collapsed),
 -- markov_transitions (counts), markov_chain (P(conversion), removal effects; the
 -- absorbing chain solved exactly by Gauss-Jordan elimination in SQL), markov_credits
--- (per-conversion credits given the removal effects) and model_credits (the stored
--- models' credits and markov's, the one source of credits for the KPI queries).
+-- (per-conversion credits given the removal effects), credits_<model> (one model's
+-- credits, what the KPI queries read) and model_credits (every model's).
 -- Readings: docs/kpi-readings.md "Markov".
 -- Frozen: later changes are new migrations.
 
@@ -120,8 +120,18 @@ FROM
     )
 );
 
--- Credits of every model, the one source the KPI queries read: the stored models' rows
--- and markov's, derived when asked.
+-- Credits of one model, the source the KPI queries read (FROM {credits:Identifier}, the
+-- parameter credits = 'credits_' || model): a view per model keeps the markov chain out of
+-- the other models' queries (a union filtered by model still solved the chain).
+CREATE VIEW IF NOT EXISTS credits_first_touch AS SELECT * FROM attribution_credits FINAL WHERE model = 'first_touch';
+CREATE VIEW IF NOT EXISTS credits_last_touch AS SELECT * FROM attribution_credits FINAL WHERE model = 'last_touch';
+CREATE VIEW IF NOT EXISTS credits_linear AS SELECT * FROM attribution_credits FINAL WHERE model = 'linear';
+CREATE VIEW IF NOT EXISTS credits_time_decay AS SELECT * FROM attribution_credits FINAL WHERE model = 'time_decay';
+CREATE VIEW IF NOT EXISTS credits_position_based AS
+SELECT * FROM attribution_credits FINAL WHERE model = 'position_based';
+CREATE VIEW IF NOT EXISTS credits_markov AS SELECT * FROM markov_credits;
+
+-- Credits of every model at once (the models side by side).
 CREATE VIEW IF NOT EXISTS model_credits AS
 SELECT deal_id, toString(model) AS model, version, person_id, won_at, revenue, touch_event_ids, touch_kinds,
        channels, campaigns, operators, credits

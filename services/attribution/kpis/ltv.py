@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
+from leadflow.warehouse import insert_rows
 from services.attribution.kpis.query import SQL_DIR
 
 if TYPE_CHECKING:
@@ -87,5 +89,18 @@ def predict(c: dict[str, np.ndarray], *, horizon_days: int = DEFAULT_HORIZON_DAY
 
 def predicted_ltv(client: "Client", *, date_to: date | None = None,
                   horizon_days: int = DEFAULT_HORIZON_DAYS) -> dict[str, Any]:
-    """`leadflow kpis ltv`: {"rows": [...], "model": {"bgnbd": ..., "gamma_gamma": ..., "customers": n} | None}."""
-    return predict(customers(client, date_to=date_to), horizon_days=horizon_days)
+    """`leadflow kpis ltv`: {"rows": [...], "model": {"bgnbd": ..., "gamma_gamma": ..., "customers": n} | None}.
+
+    A fit of the whole warehouse (no --to) is also stored in `ltv_predictions` (migration
+    0026) for the dashboards, which cannot fit in SQL."""
+    result = predict(customers(client, date_to=date_to), horizon_days=horizon_days)
+    if date_to is None:
+        store(client, result, horizon_days=horizon_days)
+    return result
+
+
+def store(client: "Client", result: dict[str, Any], *, horizon_days: int) -> None:
+    now = datetime.now(timezone.utc)
+    model = orjson.dumps(result["model"]).decode()
+    insert_rows(client, "ltv_predictions", ["fitted_at", "horizon_days", *KEYS, "model"],
+                [(now, horizon_days, *(r[k] for k in KEYS), model) for r in result["rows"]])
