@@ -102,6 +102,12 @@ def test_cdnow_reproduces_the_published_fit(replay_events, client, settings, mon
     csv = _cli(settings, monkeypatch, capsys, "--to", "1997-10-01", "--format", "csv").splitlines()
     assert csv[0] == "channel,customers,historic_ltv,predicted_future_value,predicted_ltv,p_alive"
     assert len(csv) == 4
+    by_campaign = json.loads(_cli(settings, monkeypatch, capsys, "--to", "1997-10-01", "--by", "campaign",
+                                  "--format", "json"))
+    assert [(r["campaign_id"], r["customers"]) for r in by_campaign["rows"]] == [("cdnow", 2357)]
+    assert by_campaign["model"]["customers"] == 2357
+    for part in ("bgnbd", "gamma_gamma"):  # the same fit (the optimiser stops within 1e-5)
+        assert by_campaign["model"][part] == {k: pytest.approx(v, rel=1e-4) for k, v in model[part].items()}
 
 
 def ev(eid: str, type_: str, when: str, who: str, **fields) -> dict:
@@ -140,6 +146,10 @@ def test_summary_definitions_and_null_model(replay_events, client, settings, mon
     ltv = {r["channel"]: r["ltv"] for r in compute_kpis(client, settings, "channels") if r["ltv"] is not None}
     assert ltv == {r["channel"]: r["historic_ltv"] for r in out["rows"]}
     assert json.loads(_cli(settings, monkeypatch, capsys, "--format", "json"))["model"] is None
+    # per first-touch campaign: v2 has no touch, so no campaign row
+    out = json.loads(_cli(settings, monkeypatch, capsys, "--by", "campaign", "--format", "json"))
+    assert out["rows"] == [{"campaign_id": "k", "customers": 1, "historic_ltv": 1195.0, "predicted_future_value": None,
+                            "predicted_ltv": None, "p_alive": None}]
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -161,4 +171,4 @@ def test_horizon_is_for_ltv_only(settings, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         raise SystemExit(main(["kpis", "markov", "--horizon-days", "30", "--warehouse", str(settings.warehouse_dir)]))
     assert exc.value.code == 2
-    assert "--horizon-days applies to `kpis ltv` only" in capsys.readouterr().err
+    assert "--horizon-days and --by apply to `kpis ltv` only" in capsys.readouterr().err

@@ -51,6 +51,8 @@ def add_kpis_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table", help="table (people), json or csv")
     p.add_argument("--horizon-days", type=_positive_days, default=None, metavar="N",
                    help="ltv: days ahead the prediction covers (default 365)")
+    p.add_argument("--by", choices=("channel", "campaign"), default=None,
+                   help="ltv: rows per first-touch channel (default) or first-touch campaign")
     return p
 
 
@@ -78,8 +80,9 @@ def _summary(args: argparse.Namespace, client) -> str:
     from services.attribution.kpis.ltv import DEFAULT_HORIZON_DAYS, predicted_ltv
 
     horizon = args.horizon_days or DEFAULT_HORIZON_DAYS
-    return render_ltv(predicted_ltv(client, date_to=args.date_to, horizon_days=horizon), args.format,
-                      date_to=args.date_to, horizon_days=horizon)
+    by = args.by or "channel"
+    return render_ltv(predicted_ltv(client, date_to=args.date_to, horizon_days=horizon, by=by), args.format,
+                      date_to=args.date_to, horizon_days=horizon, by=by)
 
 
 def cmd_kpis(args: argparse.Namespace) -> int:
@@ -88,8 +91,8 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
     if args.date_from is not None and args.date_to is not None and args.date_from >= args.date_to:
         raise KpiArgumentError(f"leadflow kpis: --from {args.date_from} must be before --to {args.date_to}")
-    if args.horizon_days is not None and args.grouping != "ltv":
-        raise KpiArgumentError("leadflow kpis: --horizon-days applies to `kpis ltv` only")
+    if args.grouping != "ltv" and (args.horizon_days is not None or args.by is not None):
+        raise KpiArgumentError("leadflow kpis: --horizon-days and --by apply to `kpis ltv` only")
     settings = settings_from(args)
     from services.attribution.kpis.query import compute_kpis
 

@@ -124,20 +124,22 @@ def render_markov(chain: dict[str, Any], fmt: str) -> str:
                       "removal effect = share of conversions lost if the channel were removed from every journey"])
 
 
-def render_ltv(result: dict[str, Any], fmt: str, *, date_to: date | None, horizon_days: int) -> str:
+def render_ltv(result: dict[str, Any], fmt: str, *, date_to: date | None, horizon_days: int,
+               by: str = "channel") -> str:
     """Predicted LTV rows; JSON {"rows": [...], "model": {...} | null}."""
-    from services.attribution.kpis.ltv import KEYS
+    from services.attribution.kpis.ltv import output_keys
 
+    keys = output_keys(by)
     if fmt == "json":
         return orjson.dumps(result).decode()
     if fmt == "csv":
-        return render_csv(result["rows"], KEYS)
+        return render_csv(result["rows"], keys)
     calibration = f"purchases before {date_to}" if date_to else "all purchases"
-    out = [f"predicted LTV by first-touch channel ({calibration}; next {horizon_days} days)"]
+    out = [f"predicted LTV by first-touch {by} ({calibration}; next {horizon_days} days)"]
     if not result["rows"]:
         return out[0] + "\nno customers (is the warehouse empty? `leadflow replay FILE` fills it)"
-    body = [[format_cell(k, r[k]) for k in KEYS] for r in result["rows"]]
-    out.append(render(list(KEYS), body, [k != "channel" for k in KEYS]))
+    body = [[format_cell(k, r[k]) for k in keys] for r in result["rows"]]
+    out.append(render(list(keys), body, [k not in TEXT_KEYS for k in keys]))
     model = result["model"]
     if model is None:
         out.append("no prediction: it needs at least 20 customers and 5 repeat customers")

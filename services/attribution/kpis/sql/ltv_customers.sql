@@ -11,9 +11,11 @@
 -- (first purchase day F <= L): x = purchase days after F up to L, t_x = last purchase
 -- day - F, T = L - F (days; ltv.py turns them into weeks), m = the mean value of the
 -- repeat purchase days (NULL when x = 0), value = all purchases up to L (historic
--- LTV), group = the channel and the campaign of the person's first-ever touch.
+-- LTV), channel and campaign = those of the person's first-ever touch (campaign: migration
+-- 0027; '' without one).
 SELECT
     max(channel) AS channel,
+    max(campaign) AS campaign,
     toInt64(countIf(day <= l) - 1) AS x,
     dateDiff('day', minIf(day, day <= l), maxIf(day, day <= l)) AS t_x_days,
     dateDiff('day', minIf(day, day <= l), any(l)) AS t_days,
@@ -22,15 +24,16 @@ SELECT
 FROM
 (
     -- purchase days of converting persons; the deals carry the first-touch channel
-    SELECT person, day, sum(amount) AS day_value, max(channel) AS channel
+    SELECT person, day, sum(amount) AS day_value, max(channel) AS channel, max(campaign) AS campaign
     FROM
     (
-        SELECT murmurHash3_128(person_id) AS person, toDate32(w.1) AS day, w.3 AS amount, first_channel AS channel
+        SELECT murmurHash3_128(person_id) AS person, toDate32(w.1) AS day, w.3 AS amount, first_channel AS channel,
+               first_campaign AS campaign
         FROM person_profiles FINAL
         ARRAY JOIN won AS w
         WHERE notEmpty(won)
         UNION ALL
-        SELECT p.k_person, toDate32(pw.paid_at), toFloat64(pw.amount), ''
+        SELECT p.k_person, toDate32(pw.paid_at), toFloat64(pw.amount), '', ''
         FROM payment_winners AS pw
         INNER JOIN converting_person_keys AS p ON p.k_key_h = cityHash64(pw.identity_key)
         WHERE murmurHash3_128(pw.identity_key) = p.k_key_n
