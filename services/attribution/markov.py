@@ -24,25 +24,26 @@ from clickhouse_connect.driver.client import Client
 
 from services.attribution.models import Touch
 
-JOURNEY_COLUMNS = ["person_id", "version", "channels", "until"]
+JOURNEY_COLUMNS = ["person_id", "version", "lookback_ms", "channels", "touch_at"]
 
 
 def journey_rows(person_ids: list[str], deals: list[tuple], touches: dict[str, list[Touch]], *,
                  lookback: timedelta, version: int) -> list[tuple]:
-    """One `journeys` row per person: the touches of a person without a conversion that a
-    lookback window ending at or after their last touch can still hold (ordered by
-    (time, event_id), each with `until` = time + lookback); empty arrays for everybody else."""
+    """One `journeys` row per person: the touches of a person without a conversion (in the
+    (time, event_id) order load_people gives) that a lookback window ending at or after their
+    last touch can still hold; empty arrays for everybody else."""
     converting = {deal[0] for deal in deals}
+    lookback_ms = int(lookback.total_seconds() * 1000)
     rows = []
     for person in person_ids:
-        mine = touches.get(person, ())
-        if person in converting or not mine:
-            rows.append((person, version, [], []))
+        mine = touches.get(person)
+        if not mine or person in converting:
+            rows.append((person, version, lookback_ms, [], []))
             continue
-        ordered = sorted(mine, key=lambda t: (t.at, t.event_id))
-        last = ordered[-1].at
-        kept = [t for t in ordered if t.at + lookback >= last]
-        rows.append((person, version, [t.channel for t in kept], [t.at + lookback for t in kept]))
+        cut = mine[-1].at - lookback
+        if mine[0].at < cut:
+            mine = [t for t in mine if t.at >= cut]
+        rows.append((person, version, lookback_ms, [t.channel for t in mine], [t.at for t in mine]))
     return rows
 
 

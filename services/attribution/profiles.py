@@ -33,7 +33,7 @@ class People:
     keys: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # person -> identity values
     contact_keys: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # ... that contacts carry
     deals: list[tuple] = field(default_factory=list)  # (person, deal_id, won_at, revenue)
-    touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
+    touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))  # in (at, event_id) order
     payments: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))  # person -> sum
 
 
@@ -76,7 +76,7 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
         leads = sorted(t.at for t in touches if t.kind == "lead")
         if not won[person] and not leads:
             continue
-        first = min(touches, key=lambda t: (t.at, t.event_id), default=None)
+        first = touches[0] if touches else None  # the first-ever touch: person_touches.sql orders them
         rows.append((person, version, sorted(people.keys[person]), sorted(people.contact_keys.get(person, ())),
                      sorted(won[person]), leads,
                      first.channel if first else NONE_CHANNEL, revenue[person] + people.payments.get(person, 0),

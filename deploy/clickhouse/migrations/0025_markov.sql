@@ -16,15 +16,16 @@
 -- Frozen: later changes are new migrations.
 
 -- The touches of a person without a conversion, ordered by (touch time, event_id),
--- kept when they can still fall in a lookback window ending at "now": `until` =
--- touch time + lookback (a touch is in the window while now <= until). A person
--- with a conversion, without touches, or absorbed by a merge has empty arrays.
+-- those that can still fall in a lookback window ending at "now" (a touch is in the
+-- window while now <= touch_at + lookback_ms, the stage's lookback). A person with a
+-- conversion, without touches, or absorbed by a merge has empty arrays.
 CREATE TABLE IF NOT EXISTS journeys
 (
-    person_id String,
-    version   UInt64,
-    channels  Array(String),
-    until     Array(DateTime64(3, 'UTC'))
+    person_id   String,
+    version     UInt64,
+    lookback_ms UInt64,
+    channels    Array(String),
+    touch_at    Array(DateTime64(3, 'UTC'))
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY person_id;
@@ -40,7 +41,8 @@ FROM
     FROM attribution_credits FINAL
     WHERE model = 'linear' AND touch_event_ids != ['']
     UNION ALL
-    SELECT toUInt8(0), arrayFilter((c, u) -> u >= (SELECT max(occurred_at) FROM raw_events), channels, until)
+    SELECT toUInt8(0), arrayFilter((c, t) -> addMilliseconds(t, lookback_ms) >= (SELECT max(occurred_at) FROM raw_events),
+                                   channels, touch_at)
     FROM journeys FINAL
     WHERE notEmpty(channels)
 )
