@@ -40,8 +40,8 @@ def journey_rows(person_ids: list[str], deals: list[tuple], touches: dict[str, l
         if not mine or person in converting:
             rows.append((person, version, lookback_ms, [], []))
             continue
-        cut = mine[-1].at - lookback
-        if mine[0].at < cut:
+        if len(mine) > 1 and mine[0].at < mine[-1].at - lookback:  # most people have one touch
+            cut = mine[-1].at - lookback
             mine = [t for t in mine if t.at >= cut]
         rows.append((person, version, lookback_ms, [t.channel for t in mine], [t.at for t in mine]))
     return rows
