@@ -73,6 +73,18 @@ def test_worked_example(replay_events, client, settings, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["paths"] == 5 and printed["p_conversion"] == pytest.approx(0.6)
     assert printed["removal_effects"] == {k: pytest.approx(v) for k, v in RE.items()}
+    cfg = ["--warehouse", str(settings.warehouse_dir), "--config", _config(settings, capsys)]
+    assert cli.main(["kpis", "markov", "--format", "csv", *cfg]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "channel,removal_effect" and [ln.split(",")[0] for ln in lines[1:]] == [C, A, B]
+    assert {ln.split(",")[0]: float(ln.split(",")[1]) for ln in lines[1:]} == {
+        k: pytest.approx(v, abs=1e-12) for k, v in RE.items()}
+    assert cli.main(["kpis", "markov", *cfg]) == 0
+    table = capsys.readouterr().out
+    assert "5 paths, P(conversion) = 0.6" in table and "66.7%" in table and "33.3%" in table
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(cli.main(["kpis", "markov", "--to", "2026-05-01", *cfg]))
+    assert exc.value.code == 2 and "journeys are taken over all time" in capsys.readouterr().err
 
 
 def _config(settings, capsys) -> str:
