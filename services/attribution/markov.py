@@ -11,7 +11,7 @@ stored when its person is recomputed. The stage keeps the journeys current inste
   retires the journey of a person who converted or was absorbed by a merge).
 
 The views of migration 0025 aggregate the transitions, solve the chain and credit
-each conversion when a query asks (`model_credits` is what the KPI queries read),
+each conversion when a query asks (`credits_markov` is what the KPI queries read),
 so markov figures are exact and current whatever was merged or arrived late.
 `chain` reads the one-row summary that `leadflow kpis markov` prints.
 """
