@@ -57,6 +57,7 @@ def grafana_values(settings: Settings) -> dict[str, str]:
         "date_from": PERIOD_FROM,
         "date_to": PERIOD_TO,
         "model": "'${model}'",
+        "credits": "credits_${model}",
         "conversion_window_ms": f"toInt64({int(round(conversion_days * 86_400_000))})",
         "capture_window_ms": f"toInt64({int(round(capture_hours * 3_600_000))})",
         "missed_after_ms": f"toInt64({int(round(float(settings.missed_after_hours) * 3_600_000))})",
@@ -254,7 +255,7 @@ def marketing_dashboard(settings: Settings) -> dict:
                columns=[("channel", "channel"), ("spend", "spend"), ("revenue", "attributed revenue")],
                defaults={"unit": money}, options=_barchart("horizontal", "channel")),
         _panel(lay, "barchart", "Attributed revenue by channel under each model", 12, 10,
-               description="The five attribution models side by side (attribution_models.sql).",
+               description="The six attribution models side by side (attribution_models.sql).",
                targets=[_ch_target(wrap(
                    "channel, " + ", ".join(f"sumIf(revenue, model = '{m}') AS {m}" for m in MODELS),
                    "attribution_models", settings, "GROUP BY channel\nORDER BY linear DESC",
@@ -289,7 +290,7 @@ def marketing_dashboard(settings: Settings) -> dict:
                units={"ltv": money, "customers": "none"},
                options=_barchart("horizontal", "channel"),
                transformations=[{"id": "filterFieldsByName", "options": {"include": {"names": ["channel", "ltv"]}}}]),
-    ]
+    ] + markov_ltv_panels(lay, settings)
     variables = [
         _model_var(),
         _query_var("channel", "channel", wrap("channel", "channels", settings, "ORDER BY channel")),
@@ -298,7 +299,8 @@ def marketing_dashboard(settings: Settings) -> dict:
     ]
     return _dashboard("leadflow-marketing", "Marketing attribution",
                       "Spend, leads, CPL, conversion, CPA, revenue, ROMI and LTV by channel and campaign under "
-                      "five attribution models (kpis.md). The period is the time picker's, in whole UTC days.",
+                      "six attribution models (kpis.md, contract v1.1). The period is the time picker's, in whole "
+                      "UTC days.",
                       panels, variables)
 
 
@@ -393,6 +395,33 @@ def link_to_contacts(panels: list[dict], uid: str) -> None:
                     "matcher": {"id": "byName", "options": col},
                     "properties": [{"id": "links", "value": [
                         {"title": f"contacts of this {col.replace('_id', '')}", "url": url}]}]})
+def markov_ltv_panels(lay: _Layout, settings: Settings) -> list[dict]:
+    """Contract v1.1 (issue 16): the markov chain's removal effects and predicted LTV."""
+    money = _money(settings)
+    ltv_cols = [("channel", "first-touch channel"), ("customers", "customers"), ("historic_ltv", "LTV (historic)"),
+                ("predicted_future_value", "predicted future value"), ("predicted_ltv", "predicted LTV"),
+                ("p_alive", "P(alive)"), ("fitted_at", "fitted")]
+    return [
+        _panel(lay, "bargauge", "Markov removal effects", 8, 8,
+               description="Share of conversions lost if a channel were removed from every journey (contract "
+                           "v1.1: the markov chain over all journeys, whatever the period; "
+                           "markov_removal_effects.sql).",
+               targets=[_ch_target(wrap("channel, removal_effect", "markov_removal_effects", settings,
+                                        channels=CHANNEL_FILTER))],
+               columns=[("channel", "channel"), ("removal_effect", "removal effect")],
+               defaults={"unit": "percentunit", "min": 0, "max": 1, "color": {"mode": "continuous-BlPu"}},
+               options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
+                        "reduceOptions": {"calcs": [], "fields": "", "values": True}}),
+        _panel(lay, "table", "Predicted LTV by acquisition channel (last fit)", 16, 8,
+               description="BG/NBD and Gamma-Gamma fitted on every customer's purchases (contract v1.1); the "
+                           "fit runs in leadflow, so this shows the newest one stored by `leadflow kpis ltv`, "
+                           "`leadflow report` or `leadflow run` (ltv_predictions.sql). Empty predictions: fewer "
+                           "than 20 customers or 5 repeat customers.",
+               targets=[_ch_target(wrap(_select(ltv_cols), "ltv_predictions", settings, channels=CHANNEL_FILTER))],
+               columns=ltv_cols,
+               units={"historic_ltv": money, "predicted_future_value": money, "predicted_ltv": money,
+                      "p_alive": "percentunit", "customers": "none"}, options=TABLE_OPTIONS),
+    ]
 
 
 def contact_centre_dashboard(settings: Settings) -> dict:

@@ -40,5 +40,13 @@ def simulated_warehouse(broker, chdb_dir, tmp_path_factory):
                                               visitors_per_day=SIM_VISITORS_PER_DAY), path)
         summary = asyncio.run(replay(settings, [path], show_progress=False))
         client = warehouse.connect(settings)
+        fit_ltv(client)
         _cache["sim"] = (settings, client, path, counts, summary)
     return _cache["sim"]
+
+
+def fit_ltv(client) -> None:
+    """Store a predicted-LTV fit, as `leadflow run` does (the dashboards read the newest one)."""
+    from services.attribution.kpis.ltv import predicted_ltv
+
+    predicted_ltv(client)

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.attribution.models import MODELS, Touch, credit_touches
+from services.attribution.models import STORED_MODELS, Touch, credit_touches
 
 WON = datetime(2026, 5, 20, 12, 0, tzinfo=timezone.utc)
 LOOKBACK, HALF = timedelta(days=90), timedelta(days=7)
@@ -21,7 +21,7 @@ def credits(model, touches):
 
 
 def test_one_touch_gets_everything_in_every_model():
-    for model in MODELS:
+    for model in STORED_MODELS:
         assert credits(model, [touch("a", 3)]) == [("a", 1.0)]
 
 

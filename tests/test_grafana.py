@@ -193,22 +193,23 @@ def test_panels_follow_the_variables(sim, dashboards):
     layer's numbers for the time picker's period."""
     settings, client = sim
     mk = dashboards["marketing-attribution.json"]
-    values, options = resolve_variables(client, mk, WEEK, {"model": ["first_touch"], "channel": ["search_ads"]})
-    assert "search_ads" in options["channel"] and set(options["model"]) == set(
-        ["first_touch", "last_touch", "linear", "time_decay", "position_based"])
-    table = next(p for p in mk["panels"] if p["title"] == "KPIs by channel")
-    res = client.query(expand(table["targets"][0]["rawSql"], WEEK, values))
-    rows = [dict(zip(res.column_names, r)) for r in res.result_rows]
-    want = [r for r in compute_kpis(client, settings, "channels", model="first_touch",
-                                    date_from=date(2026, 5, 4), date_to=date(2026, 5, 11))
-            if r["channel"] == "search_ads"]
-    assert len(rows) == 1 and len(want) == 1
-    for k, v in want[0].items():
-        got = rows[0][k]
-        if isinstance(v, str) or v is None:
-            assert got == v, k
-        else:
-            assert float(got) == pytest.approx(v, rel=1e-9), k
+    for model in ("first_touch", "markov"):
+        values, options = resolve_variables(client, mk, WEEK, {"model": [model], "channel": ["search_ads"]})
+        assert "search_ads" in options["channel"] and set(options["model"]) == set(
+            ["first_touch", "last_touch", "linear", "time_decay", "position_based", "markov"])
+        table = next(p for p in mk["panels"] if p["title"] == "KPIs by channel")
+        res = client.query(expand(table["targets"][0]["rawSql"], WEEK, values))
+        rows = [dict(zip(res.column_names, r)) for r in res.result_rows]
+        want = [r for r in compute_kpis(client, settings, "channels", model=model,
+                                        date_from=date(2026, 5, 4), date_to=date(2026, 5, 11))
+                if r["channel"] == "search_ads"]
+        assert len(rows) == 1 and len(want) == 1
+        for k, v in want[0].items():
+            got = rows[0][k]
+            if isinstance(v, str) or v is None:
+                assert got == v, k
+            else:
+                assert float(got) == pytest.approx(v, rel=1e-9), k
     # the campaign variable follows the channel variable
     assert values["campaign"] and all(c.startswith("search") for c in values["campaign"])
 

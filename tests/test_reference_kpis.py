@@ -630,3 +630,35 @@ def test_phone_normalisation():
     assert normalize_phone("+7 (916) 123-45-67") == "+79161234567"
     assert normalize_phone("0079161234567") == "+79161234567"
     assert normalize_phone("+79161234567") == "+79161234567"
+
+
+# ---------------------------------------------------------------------------
+# contract v1.1 section 1: the markov model (worked example of the contract)
+# ---------------------------------------------------------------------------
+
+def test_markov_worked_example():
+    from tests.reference.kpis import markov_chain
+
+    A, B, C = "search_ads", "social_ads", "email"
+    W = T0 + timedelta(days=10)
+    evs = [
+        click(T0, "p1", A), click(T0 + timedelta(hours=1), "p1", B), won(W, {"visitor_id": "p1"}, "D1", 100),
+        click(T0, "p2", A),
+        click(T0, "p3", B), won(W, {"visitor_id": "p3"}, "D3", 100),
+        click(T0, "p4", A, campaign="a1"), click(T0 + timedelta(hours=1), "p4", A, campaign="a2"),
+        click(T0 + timedelta(hours=2), "p4", C), won(W, {"visitor_id": "p4"}, "D4", 100),
+        click(T0, "p5", C),
+    ]
+    chain = markov_chain(evs)
+    assert chain["paths"] == 5
+    assert chain["p_conversion"] == pytest.approx(0.6, abs=1e-15)
+    assert chain["removal_effects"] == {A: pytest.approx(0.5), B: pytest.approx(2 / 3), C: pytest.approx(1 / 3)}
+    got = credits(evs, "markov")
+    assert {k: round(v, 6) for k, v in got.items()} == {A: 1.028571, B: 1.571429, C: 0.4}
+    # A's share of D4 (0.6) is split over its two touches, one per campaign
+    camps = credits(evs, "markov", "campaigns")
+    assert camps["a1"] == pytest.approx(0.3) and camps["a2"] == pytest.approx(0.3)
+    # a conversion without an eligible touch: (none), and no path
+    evs.append(won(W, {"visitor_id": "nobody"}, "D9", 50))
+    assert markov_chain(evs)["paths"] == 5
+    assert credits(evs, "markov")["(none)"] == 1.0

@@ -85,6 +85,7 @@ def test_html_report_is_self_contained(data, tmp_path):
     urls = set(re.findall(r"""https?://[^\s"'<>)]+""", html))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls
     assert "ESTIMATE" in html and "lost revenue" in html
+    assert "predicted LTV" in html and "Markov: " in html and "removal effects" in html
     assert 20_000 < len(html) < 2_000_000
 
 
@@ -124,6 +125,7 @@ def test_html_report_screenshot_in_headless_chromium(data, tmp_path):
     def has(rgb: tuple[int, int, int], tol: int = 6) -> bool:
         return any(all(abs(a - b) <= tol for a, b in zip(c, rgb)) and n > 30 for n, c in colours)
 
+    assert has((0x7C, 0x3A, 0xED)), "no markov bars (purple) among the models side by side"
     assert has((0x25, 0x63, 0xEB)), "no revenue bars (blue)"
     assert has((0x16, 0xA3, 0x4A)), "no within-SLA bars (green)"
     assert has((0xF9, 0x73, 0x16)), "no beyond-SLA bars (orange)"

@@ -41,6 +41,13 @@ class ReportData:
     staffing: list[Row] = field(default_factory=list)
     slowest: dict[str, list[Row]] = field(default_factory=dict)
     recent_missed: dict[str, list[Row]] = field(default_factory=dict)
+    # contract v1.1 (issue 16): predicted LTV by first-touch channel and the markov chain
+    ltv: dict[str, Any] = field(default_factory=lambda: {"rows": [], "model": None})
+    markov: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def predicted_ltv(self) -> dict[str, Row]:
+        return {r["channel"]: r for r in self.ltv["rows"]}
 
     @property
     def period_label(self) -> str:
@@ -112,4 +119,15 @@ def collect(client: Client, settings: Settings, *, model: str = "linear", date_f
     data.daily = extra.marketing_daily(client, settings, model=model, **period)
     data.dead_letters = extra.dead_letter_reasons(client, settings)
     contact_centre.collect(data, client, settings, **period)
+    collect_v11(client, data)
     return data
+
+
+def collect_v11(client: Client, data: ReportData) -> None:
+    """Contract v1.1 (issue 16): predicted LTV (the whole warehouse: LTV ignores the period)
+    and the markov chain (all journeys, whatever the period)."""
+    from services.attribution.kpis.ltv import predicted_ltv
+    from services.attribution.markov import chain
+
+    data.ltv = predicted_ltv(client)
+    data.markov = chain(client)

@@ -11,7 +11,7 @@ from leadflow.report.data import ReportData
 
 MODEL_COLORS = {
     "first_touch": "#1d4ed8", "last_touch": "#0891b2", "linear": "#16a34a",
-    "time_decay": "#ca8a04", "position_based": "#db2777",
+    "time_decay": "#ca8a04", "position_based": "#db2777", "markov": "#7c3aed",
 }
 SPEND, REVENUE = "#94a3b8", "#2563eb"
 
@@ -113,9 +113,20 @@ def _models(d: ReportData) -> str:
     chart = svg.vbar_groups(order, series, lambda v: fmt.compact_money(v, cur),
                             label="Attributed revenue by channel under each model")
     return ("<section><h2>The attribution models side by side</h2>"
-            "<p class='sub'>Revenue credited to each channel under the five models. Where first touch and "
+            "<p class='sub'>Revenue credited to each channel under the six models. Where first touch and "
             "last touch disagree, the channel opens journeys that others close.</p>"
-            f"{chart}</section>")
+            f"{chart}{_markov_note(d)}</section>")
+
+
+def _markov_note(d: ReportData) -> str:
+    """Contract v1.1: what the markov model's credits rest on."""
+    m = d.markov
+    if not m.get("paths"):
+        return ""
+    top = sorted(((e, c) for c, e in m["removal_effects"].items() if e is not None), reverse=True)[:4]
+    effects = ", ".join(f"{escape(c)} {e * 100:.0f}%" for e, c in top)
+    return (f"<p class='sub'>Markov: {m['paths']:,} journeys, P(conversion) {fmt.pct(m['p_conversion'])}; "
+            f"removal effects (conversions lost without the channel): {effects}.</p>")
 
 
 def _frt(d: ReportData) -> str:
@@ -201,13 +212,27 @@ def _marketing_table(d: ReportData) -> str:
     body = [[escape(r["channel"]), fmt.money(r["spend"], cur), fmt.number(r["leads"]), fmt.money(r["cpl"], cur),
              fmt.pct(r["conversion_rate"]), fmt.number(r["conversions"], 1), fmt.money(r["cpa"], cur),
              fmt.money(r["revenue"], cur), _signed(fmt.ratio(r["romi"]), r["romi"]), fmt.number(r["customers"]),
-             fmt.money(r["ltv"], cur)] for r in rows]
+             fmt.money(r["ltv"], cur), _predicted_ltv(d, r["channel"])] for r in rows]
     return ("<section><h2>Marketing by channel</h2>"
             f"<p class='sub'>Attribution model <b>{escape(d.model)}</b>. CPL = spend / leads; conversion = leads "
             "whose person bought within 90 days; CPA = spend / attributed conversions; ROMI = (revenue − spend) "
-            "/ spend; LTV = all deal revenue and payments per customer, by first touch.</p>"
+            "/ spend; LTV = all deal revenue and payments per customer, by first touch; "
+            + _predicted_ltv_note(d) + "</p>"
             + _table(["channel", "spend", "leads", "CPL", "conversion", "conversions", "CPA", "revenue", "ROMI",
-                      "customers", "LTV"], body, raw=True) + "</section>")
+                      "customers", "LTV", "predicted LTV"], body, raw=True) + "</section>")
+
+
+def _predicted_ltv(d: ReportData, channel: str) -> str:
+    row = d.predicted_ltv.get(channel)
+    return fmt.money(row["predicted_ltv"] if row else None, d.currency)
+
+
+def _predicted_ltv_note(d: ReportData) -> str:
+    model = d.ltv["model"]
+    if model is None:
+        return "predicted LTV needs at least 20 customers and 5 repeat customers."
+    return (f"predicted LTV = LTV + the value each customer is expected to add in the next year (BG/NBD and "
+            f"Gamma-Gamma fitted on {model['customers']:,} customers).")
 
 
 def _service_table(d: ReportData) -> str:

@@ -1,4 +1,5 @@
-"""The five attribution models of kpis.md, as pure functions.
+"""The five attribution models of kpis.md, as pure functions (the sixth, `markov`
+of contract v1.1, is global: services/attribution/markov.py).
 
 `credit_touches` takes a conversion's touches (any order), keeps the eligible
 ones (won_at - lookback <= touch_at <= won_at), orders them by (time,
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+STORED_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")  # credited per conversion
+MARKOV = "markov"  # credited from the chain of every journey when asked (markov.py)
+MODELS = STORED_MODELS + (MARKOV,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ def weights(model: str, ordered: list[Touch], won_at: datetime, half_life: timed
             return [0.5, 0.5]
         middle = 0.2 / (n - 2)
         return [0.4] + [middle] * (n - 2) + [0.4]
-    raise ValueError(f"unknown attribution model {model!r}; one of {', '.join(MODELS)}")
+    raise ValueError(f"unknown attribution model {model!r}; one of {', '.join(STORED_MODELS)}")
 
 
 def credit_touches(model: str, touches: list[Touch], won_at: datetime, *, lookback: timedelta,

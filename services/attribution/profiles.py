@@ -21,7 +21,8 @@ from services.attribution.models import Touch
 from services.attribution.sql import read_sql
 
 NONE_CHANNEL = "(none)"
-COLUMNS = ["person_id", "version", "keys", "contact_keys", "won", "lead_times", "first_channel", "value"]
+COLUMNS = ["person_id", "version", "keys", "contact_keys", "won", "lead_times", "first_channel", "value",
+           "first_campaign"]  # first_campaign: migration 0027
 CONTACT_KINDS = ("conversation", "call")  # touches that are contacts (conversations, inbound calls)
 
 
@@ -32,7 +33,7 @@ class People:
     keys: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # person -> identity values
     contact_keys: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # ... that contacts carry
     deals: list[tuple] = field(default_factory=list)  # (person, deal_id, won_at, revenue)
-    touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
+    touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))  # in (at, event_id) order
     payments: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))  # person -> sum
 
 
@@ -75,10 +76,11 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
         leads = sorted(t.at for t in touches if t.kind == "lead")
         if not won[person] and not leads:
             continue
-        first = min(touches, key=lambda t: (t.at, t.event_id), default=None)
+        first = touches[0] if touches else None  # the first-ever touch: person_touches.sql orders them
         rows.append((person, version, sorted(people.keys[person]), sorted(people.contact_keys.get(person, ())),
                      sorted(won[person]), leads,
-                     first.channel if first else NONE_CHANNEL, revenue[person] + people.payments.get(person, 0)))
+                     first.channel if first else NONE_CHANNEL, revenue[person] + people.payments.get(person, 0),
+                     first.campaign_id if first else ""))
     return rows
 
 
@@ -88,7 +90,7 @@ def write_profiles(client: Client, person_ids: list[str], people: People, *, ver
     rows = profile_rows(person_ids, people, version=version)
     written = {row[0] for row in rows}
     had = {person for (person,) in client.query(read_sql("profiled_people")).result_rows}
-    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0)) for person in sorted(had - written)]
+    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0), "") for person in sorted(had - written)]
     return insert_rows(client, "person_profiles", COLUMNS, rows)
 
 

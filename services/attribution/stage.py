@@ -1,6 +1,7 @@
 """The attribution stage: people whose touches, conversions, payments or identity
-changed -> the credits of every conversion of theirs, under every model, and
-their profile (services/attribution/profiles.py).
+changed -> the credits of every conversion of theirs, under every stored model,
+their profile (services/attribution/profiles.py) and their journey (the markov
+model's non-converting path, services/attribution/markov.py).
 
 Credits are stored one row per (deal, model) with all its touches, at a newer
 version than before: a recomputation replaces the old set whole, so a touch
@@ -19,7 +20,8 @@ from leadflow.config import Settings
 from leadflow.stream import in_stage_thread
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows
-from services.attribution.models import MODELS, credit_touches
+from services.attribution.markov import JOURNEY_COLUMNS, journey_rows
+from services.attribution.models import STORED_MODELS, credit_touches
 from services.attribution.profiles import NONE_CHANNEL, load_people, write_profiles
 
 COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "touch_event_ids", "touch_kinds",
@@ -30,7 +32,7 @@ def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: tim
     rows = []
     for person, deal_id, won_at, revenue in deals:
         touches = touches_by_person.get(person, [])
-        for model in MODELS:
+        for model in STORED_MODELS:
             credited = credit_touches(model, touches, won_at, lookback=lookback, half_life=half_life)
             if credited:
                 ts = [t for t, _ in credited]
@@ -68,6 +70,8 @@ class AttributionStage:
         new_deals = self.business.uncredited(self.client, deals)
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
         write_profiles(self.client, people, loaded, version=self._version)
+        insert_rows(self.client, "journeys", JOURNEY_COLUMNS,
+                    journey_rows(people, deals, touches, lookback=self.lookback, version=self._version))
         self.business.observe(deals, touches, rows, new_deals)
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, self._version, 1) for p in people])

@@ -21,10 +21,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any, Iterable, Mapping
 
 __all__ = [
     "MODELS",
+    "MARKOV",
     "GROUPINGS",
     "OUTPUT_KEYS",
     "NONE_CHANNEL",
@@ -34,9 +36,11 @@ __all__ = [
     "percentile",
     "normalize_email",
     "normalize_phone",
+    "markov_chain",
 ]
 
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+MARKOV = "markov"  # contract v1.1 section 1: credited from the chain of every journey (see _Markov)
 GROUPINGS = ("channels", "campaigns", "operators", "service")
 NONE_CHANNEL = "(none)"
 
@@ -639,6 +643,8 @@ class _Data:
         n = len(ts)
         if n == 0:
             return [(None, 1.0)]
+        if model == MARKOV:
+            return self.markov().credits(ts)
         if model == "first_touch":
             w = [1.0] + [0.0] * (n - 1)
         elif model == "last_touch":
@@ -660,6 +666,98 @@ class _Data:
         else:
             raise ValueError(f"unknown model {model!r}; one of {MODELS}")
         return list(zip(ts, w))
+
+
+    def markov(self) -> "_Markov":
+        if not hasattr(self, "_markov"):
+            self._markov = _Markov(self)
+        return self._markov
+
+
+# --------------------------------------------------------------------------
+# contract v1.1 section 1: the markov model, in exact rational arithmetic
+# --------------------------------------------------------------------------
+
+def _collapse(channels: list[str]) -> list[str]:
+    out: list[str] = []
+    for c in channels:
+        if not out or out[-1] != c:
+            out.append(c)
+    return out
+
+
+def _absorption(states: list[str], counts: dict[tuple[str, str], int], removed: str | None) -> Fraction:
+    """P(reach "conversion" from "start") by solving x = R + Q x with Gaussian elimination
+    over Fractions; transitions into `removed` go to "null" instead."""
+    n = len(states)
+    index = {s: i for i, s in enumerate(states)}
+    out = defaultdict(int)
+    for (a, _), k in counts.items():
+        out[a] += k
+    # rows of (I - Q | R)
+    m = [[Fraction(int(i == j)) for j in range(n)] + [Fraction(0)] for i in range(n)]
+    for (a, b), k in counts.items():
+        p = Fraction(k, out[a])
+        if b == "conversion":
+            m[index[a]][n] += p
+        elif b != "null" and b != removed:
+            m[index[a]][index[b]] -= p
+    for col in range(n):
+        piv = next(r for r in range(col, n) if m[r][col] != 0)
+        m[col], m[piv] = m[piv], m[col]
+        for r in range(n):
+            if r != col and m[r][col] != 0:
+                f = m[r][col] / m[col][col]
+                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
+    return m[0][n] / m[0][0]
+
+
+class _Markov:
+    """Paths of every conversion (its eligible touches) and of every person with touches
+    in the lookback window ending at the newest occurred_at and no conversion."""
+
+    def __init__(self, data: "_Data") -> None:
+        paths: list[tuple[list[str], bool]] = []
+        for d in data.deals:
+            ts = data.eligible_touches(d)
+            if ts:
+                paths.append((_collapse([t.channel for t in ts]), True))
+        converting = {d.person for d in data.deals}
+        now = max((e["_ts"] for e in data.events), default=None)
+        lo = now - timedelta(days=data.config.lookback_days) if now else None
+        for who, ts in data.touches_by_person.items():
+            if who in converting:
+                continue
+            window = [t.channel for t in ts if lo <= t.time <= now]
+            if window:
+                paths.append((_collapse(window), False))
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for path, conv in paths:
+            steps = ["start"] + path + ["conversion" if conv else "null"]
+            for a, b in zip(steps, steps[1:]):
+                counts[(a, b)] += 1
+        self.paths = len(paths)
+        self.channels = sorted({c for path, _ in paths for c in path})
+        states = ["start"] + self.channels
+        self.p_conversion = _absorption(states, counts, None) if paths else None
+        self.removal_effects: dict[str, Fraction | None] = {
+            c: (1 - _absorption(states, counts, c) / self.p_conversion if self.p_conversion else None)
+            for c in self.channels}
+
+    def credits(self, ts: list["_Touch"]) -> list[tuple["_Touch", float]]:
+        distinct = list(dict.fromkeys(t.channel for t in ts))
+        re = {c: self.removal_effects.get(c) or Fraction(0) for c in distinct}
+        total = sum(re.values())
+        share = {c: (re[c] / total if total else Fraction(1, len(distinct))) for c in distinct}
+        per = {c: sum(1 for t in ts if t.channel == c) for c in distinct}
+        return [(t, float(share[t.channel] / per[t.channel])) for t in ts]
+
+
+def markov_chain(events: list[dict], config: "ReferenceConfig" = None) -> dict[str, Any]:
+    """`leadflow kpis markov --format json` over these events."""
+    mk = _Data(events, config or ReferenceConfig()).markov()
+    return {"p_conversion": None if mk.p_conversion is None else float(mk.p_conversion), "paths": mk.paths,
+            "removal_effects": {c: (None if v is None else float(v)) for c, v in mk.removal_effects.items()}}
 
 
 # --------------------------------------------------------------------------
@@ -1084,8 +1182,8 @@ def compute_kpis(
     """
     if grouping not in GROUPINGS:
         raise ValueError(f"unknown grouping {grouping!r}; one of {GROUPINGS}")
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; one of {MODELS}")
+    if model not in MODELS and model != MARKOV:
+        raise ValueError(f"unknown model {model!r}; one of {MODELS + (MARKOV,)}")
 
     def in_period(d: date) -> bool:
         return (date_from is None or d >= date_from) and (date_to is None or d < date_to)

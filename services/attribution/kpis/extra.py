@@ -6,6 +6,8 @@ report and the Grafana dashboards (one SQL file each in `sql/`, never copied):
     attribution_models   conversions and revenue by channel under every model
     marketing_daily      spend, leads, conversions, revenue per day and channel
     dead_letter_reasons  dead letters grouped by reason
+    markov_removal_effects  removal effects of the markov chain (contract v1.1 section 1)
+    ltv_predictions      predicted LTV by first-touch channel, newest stored fit (v1.1 section 2)
 
 They take the same parameters as the groupings (`query.kpi_parameters`), plus
 optional filters (`channels`, `operators`, `campaigns`: empty = all) and `tz`
@@ -28,6 +30,7 @@ EXTRA_QUERIES = ("missed_by_hour", "frt_distribution", "attribution_models", "ma
                  "dead_letter_reasons")
 # staffing (Erlang C) and the contacts drill-down, run by contact_centre.py (issue 17)
 EXTRA_QUERIES += ("staffing", "contacts")
+EXTRA_QUERIES += ("markov_removal_effects", "ltv_predictions")  # contract v1.1 (issue 16)
 
 
 @lru_cache(maxsize=None)
@@ -103,6 +106,11 @@ def marketing_daily(client: Client, settings: Settings, **kw: Any) -> list[dict[
 def dead_letter_reasons(client: Client, settings: Settings) -> list[dict[str, Any]]:
     """Rows (error_kind, event_type, fields, dead_letters, example, last_rejected_at)."""
     return run_extra(client, settings, "dead_letter_reasons")
+
+
+def markov_removal_effects(client: Client, settings: Settings, **kw: Any) -> list[dict[str, Any]]:
+    """Rows (channel, removal_effect, p_conversion, paths), largest effect first."""
+    return run_extra(client, settings, "markov_removal_effects", **kw)
 
 
 def worst_hours(rows: list[dict[str, Any]], n: int = 5) -> list[dict[str, Any]]:

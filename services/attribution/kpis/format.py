@@ -22,11 +22,13 @@ from leadflow.table import render
 NULL = "—"
 FORMATS = ("table", "json", "csv")
 
-MONEY_KEYS = frozenset({"spend", "cpl", "revenue", "cpa", "ltv", "lost_revenue"})
+MONEY_KEYS = frozenset({"spend", "cpl", "revenue", "cpa", "ltv", "lost_revenue",
+                        "historic_ltv", "predicted_future_value", "predicted_ltv"})
 RATE_KEYS = frozenset({
     "conversion_rate", "romi", "sla_rate", "transfer_rate", "contact_capture_rate", "answer_rate",
     "template_share", "csat", "operator_conversion_rate",
     "bot_containment_rate",
+    "p_alive", "removal_effect",
 })
 SECONDS_KEYS = frozenset({
     "frt_median_s", "frt_p90_s", "frt_mean_s", "art_s", "wait_mean_s", "wait_median_s", "talk_mean_s",
@@ -104,3 +106,48 @@ def render_rows(rows: Sequence[dict], grouping: str, keys: Sequence[str], fmt: s
     if fmt == "table":
         return render_table(rows, grouping, keys, **caption)
     raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+# --- contract v1.1: `kpis markov` and `kpis ltv` ------------------------------------------------
+
+def render_markov(chain: dict[str, Any], fmt: str) -> str:
+    """{"p_conversion", "paths", "removal_effects"}: JSON as it is, CSV and table one row per channel."""
+    rows = [{"channel": c, "removal_effect": e} for c, e in chain["removal_effects"].items()]
+    if fmt == "json":
+        return orjson.dumps(chain).decode()
+    if fmt == "csv":
+        return render_csv(rows, ("channel", "removal_effect"))
+    caption = (f"markov chain over every journey: {chain['paths']:,} paths, "
+               f"P(conversion) = {format_cell('p', chain['p_conversion'])}")
+    if not rows:
+        return f"{caption}\nno paths (is the warehouse empty? `leadflow replay FILE` fills it)"
+    body = [[format_cell(k, r[k]) for k in ("channel", "removal_effect")] for r in rows]
+    return "\n".join([caption, render(["channel", "removal_effect"], body, [False, True]),
+                      "removal effect = share of conversions lost if the channel were removed from every journey"])
+
+
+def render_ltv(result: dict[str, Any], fmt: str, *, date_to: date | None, horizon_days: int,
+               by: str = "channel") -> str:
+    """Predicted LTV rows; JSON {"rows": [...], "model": {...} | null}."""
+    from services.attribution.kpis.ltv import output_keys
+
+    keys = output_keys(by)
+    if fmt == "json":
+        return orjson.dumps(result).decode()
+    if fmt == "csv":
+        return render_csv(result["rows"], keys)
+    calibration = f"purchases before {date_to}" if date_to else "all purchases"
+    out = [f"predicted LTV by first-touch {by} ({calibration}; next {horizon_days} days)"]
+    if not result["rows"]:
+        return out[0] + "\nno customers (is the warehouse empty? `leadflow replay FILE` fills it)"
+    body = [[format_cell(k, r[k]) for k in keys] for r in result["rows"]]
+    out.append(render(list(keys), body, [k not in TEXT_KEYS for k in keys]))
+    model = result["model"]
+    if model is None:
+        out.append("no prediction: it needs at least 20 customers and 5 repeat customers")
+    else:
+        bg, gg = model["bgnbd"], model["gamma_gamma"]
+        out.append(f"BG/NBD r={bg['r']:.4g} alpha={bg['alpha']:.4g} a={bg['a']:.4g} b={bg['b']:.4g}; "
+                   f"Gamma-Gamma p={gg['p']:.4g} q={gg['q']:.4g} v={gg['v']:.4g}; "
+                   f"{model['customers']:,} customers (weeks as the time unit)")
+    return "\n".join(out)

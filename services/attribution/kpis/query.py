@@ -109,6 +109,7 @@ def kpi_parameters(
         "date_from": date_from,
         "date_to": date_to,
         "model": model,
+        "credits": credits_view(model),
         "conversion_window_ms": _ms(conversion_days * 86_400_000),
         "capture_window_ms": _ms(capture_hours * 3_600_000),
         "missed_after_ms": _ms(float(settings.missed_after_hours) * 3_600_000),
@@ -116,6 +117,11 @@ def kpi_parameters(
         "sla_channels": list(sla.keys()),
         "sla_seconds": [float(v) for v in sla.values()],
     }
+
+
+def credits_view(model: str) -> str:
+    """The view of one model's credits (migration 0025), the KPI queries' {credits:Identifier}."""
+    return f"credits_{model}"
 
 
 def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,9 @@ SELECT
     toString(model) AS model,
     sum(credit) AS conversions,
     sum(credit * toFloat64(revenue)) AS revenue
-FROM attribution_credits FINAL
+FROM model_credits
 ARRAY JOIN channels AS credit_channel, credits AS credit
 WHERE toDate32(won_at) >= {date_from:Date32} AND toDate32(won_at) < {date_to:Date32}
   AND (empty({channels:Array(String)}) OR has({channels:Array(String)}, credit_channel))
 GROUP BY channel, model
-ORDER BY channel, indexOf(['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'], model)
+ORDER BY channel, indexOf(['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based', 'markov'], model)

@@ -4,6 +4,7 @@
 -- Parameters (server-side binding):
 --   date_from, date_to    Date32  half-open period [date_from, date_to) of UTC dates
 --   model                 String  attribution model of conversions and revenue
+--   credits               Identifier  'credits_' || model: the view of the model's credits (migration 0025)
 --   conversion_window_ms  Int64   converted_leads window after the lead (M5)
 --
 -- Shape: sources aggregated to (channel, partial sums), unioned, summed per
@@ -84,7 +85,7 @@ FROM
                 credits,
                 toFloat64(revenue) AS revenue_f,
                 toDate32(won_at) >= {date_from:Date32} AND toDate32(won_at) < {date_to:Date32} AS won_in_period
-            FROM attribution_credits FINAL
+            FROM {credits:Identifier}
             WHERE model = {model:String}
         )
         ARRAY JOIN channels AS credit_channel, credits AS credit

@@ -7,6 +7,7 @@
 -- Parameters (server-side binding):
 --   date_from, date_to  Date32         half-open period [date_from, date_to) of UTC dates
 --   model               String         attribution model of conversions and revenue
+--   credits             Identifier     'credits_' || model: the view of the model's credits (migration 0025)
 --   channels            Array(String)  touch channels to include; [] = all
 --   campaigns           Array(String)  campaigns to include; [] = all (touches without a campaign then drop out)
 --
@@ -29,7 +30,7 @@ FROM
     UNION ALL
     SELECT toDate32(won_at), credit_channel, credit_campaign, toDecimal128(0, 6), toUInt64(0),
            credit, credit * toFloat64(revenue)
-    FROM attribution_credits FINAL
+    FROM {credits:Identifier}
     ARRAY JOIN channels AS credit_channel, campaigns AS credit_campaign, credits AS credit
     WHERE model = {model:String}
 )

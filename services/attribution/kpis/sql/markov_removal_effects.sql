@@ -1,0 +1,14 @@
+-- Removal effects of the markov chain over every journey of the warehouse (contract
+-- v1.1 section 1; the views of migration 0025): one row per channel with the share of
+-- conversions lost if the channel were removed from every journey, next to the chain's
+-- P(conversion) and number of paths. Journeys are taken over all time, whatever the period.
+-- Shared by the "Marketing attribution" dashboard (services/attribution/kpis/extra.py);
+-- `leadflow kpis markov` reads the same view.
+--
+-- Parameters (server-side binding):
+--   channels  Array(String)  touch channels to include; [] = all
+SELECT channel, removal_effect, p_conversion, paths
+FROM markov_chain
+ARRAY JOIN channels AS channel, removal_effects AS removal_effect
+WHERE empty({channels:Array(String)}) OR has({channels:Array(String)}, channel)
+ORDER BY removal_effect DESC, channel
