@@ -59,3 +59,6 @@ PROCESSING_ERRORS = Counter("leadflow_processing_errors_total", "Batches that fa
 CONSUMER_LAG = Gauge("leadflow_consumer_lag_messages",
                      "Records of the stage's topic not processed yet (last fetched high watermark - position)",
                      ["stage", "topic"])
+EVENTS_SUPPRESSED = Counter("leadflow_events_suppressed_total",
+                            "Events dropped because they carry an identity value erased by `leadflow forget`",
+                            ["stage", "type"])

@@ -53,7 +53,7 @@ async def post_events(request: web.Request) -> web.Response:
     source = request.headers.get("X-Leadflow-Source", "http")
     statuses = await request.app[PUBLISHER].publish(lines, origin="http", default_source=source,
                                                     occurrences=InputOccurrences())
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "suppressed": 0}
     for s in statuses:
         counts[s.status] += 1
     payload = {"received": len(statuses), **counts, "events": [s.as_dict() for s in statuses]}

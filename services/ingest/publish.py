@@ -12,6 +12,7 @@ from leadflow import metrics
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Topics
 from services.ingest.sink import existing_event_ids
+from services.ingest.suppression import Suppression
 from services.ingest.validate import AcceptedEvent, DeadLetter, InputOccurrences, Validator
 
 
@@ -72,12 +73,13 @@ def record_ingest_metrics(counts: Counter) -> None:
 
 class Publisher:
     def __init__(self, validator: Validator, producer: AIOKafkaProducer, topics: Topics, *,
-                 max_event_bytes: int, warehouse: Client | None = None):
+                 max_event_bytes: int, warehouse: Client | None = None, suppression: Suppression | None = None):
         self.validator = validator
         self.producer = producer
         self.topics = topics
         self.max_event_bytes = max_event_bytes
         self.warehouse = warehouse  # set: answer `duplicate` before producing (HTTP)
+        self.suppression = suppression or Suppression.following(warehouse, validator.settings)  # erasure
         self.recent = RecentIds()
         self.tracker = OffsetTracker()
         self.totals = PublishTotals()
@@ -101,7 +103,9 @@ class Publisher:
         raw_msgs, dead_msgs = [], []
         counts: Counter = Counter({("received", default_source): len(lines)})
         for i, res in enumerate(results):
-            if isinstance(res, DeadLetter):
+            if self.suppression.holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
+                statuses.append(Status(i, "suppressed", res.event_id))
+            elif isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
                 statuses.append(Status(i, "rejected", res.event_id, res.errors))
                 counts[("rejected", metrics.type_label(res.event_type), res.source, res.error_kind)] += 1

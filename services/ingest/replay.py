@@ -20,6 +20,7 @@ from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
 from leadflow.topics import Topics
 from services.ingest.publish import Publisher, record_ingest_metrics
+from services.ingest.suppression import Suppression, load_digests
 from services.ingest.validate import InputOccurrences, Validator, describe_errors
 
 CHUNK_LINES = 20_000
@@ -34,6 +35,7 @@ class ReplaySummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    suppressed: int = 0  # events of identity values `leadflow forget` erased: dropped
     seconds: float = 0.0
     accepted_by_type: dict[str, int] = field(default_factory=dict)
     first_rejections: list[dict] = field(default_factory=list)
@@ -42,7 +44,7 @@ class ReplaySummary:
     def as_dict(self) -> dict:
         return {
             "files": self.files, "read": self.read, "accepted": self.accepted, "duplicates": self.duplicates,
-            "rejected": self.rejected, "seconds": round(self.seconds, 3),
+            "rejected": self.rejected, "suppressed": self.suppressed, "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None,
             "accepted_by_type": self.accepted_by_type,
             "first_rejections": self.first_rejections,
@@ -57,6 +59,8 @@ class ReplaySummary:
             f"  duplicates  {self.duplicates:>10,}",
             f"  rejected    {self.rejected:>10,}  (dead letters: `leadflow deadletters`)",
         ]
+        if self.suppressed:
+            lines.append(f"  suppressed  {self.suppressed:>10,}  (identity values erased by `leadflow forget`)")
         for rej in self.first_rejections:
             lines.append(f"    {rej['origin']}: {rej['reason']}")
         return "\n".join(lines)
@@ -109,7 +113,7 @@ async def publish_files(publisher: Publisher, files: list[Path],
 
 
 def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_parent, to_child,
-                      segment_lines: int | None) -> None:
+                      segment_lines: int | None, suppressed: frozenset[str] = frozenset()) -> None:
     """Child process entry (spawned): publish the files, report progress and totals on `to_parent`.
 
     It produces into the topics named by the parent's ("go", topic prefix) messages; with
@@ -122,7 +126,8 @@ def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_
         producer = await start_producer(bootstrap)
         try:
             prefix = (await loop.run_in_executor(None, to_child.get))[1]
-            publisher = Publisher(Validator(settings), producer, Topics(prefix), max_event_bytes=settings.max_event_bytes)
+            publisher = Publisher(Validator(settings), producer, Topics(prefix), max_event_bytes=settings.max_event_bytes,
+                                  suppression=Suppression(suppressed, secret=settings.identity_secret))
 
             async def next_segment() -> None:
                 to_parent.put(("segment", offsets(publisher)))
@@ -137,6 +142,7 @@ def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_
             to_parent.put(("done", offsets(publisher), {
                 "read": t.read, "published": t.published, "rejected": t.rejected, "reasons": dict(t.reasons),
                 "first": first, "metric_counts": list(publisher.metric_counts.items()),
+                "suppressed": publisher.suppression.dropped,
             }))
         finally:
             await producer.stop()
@@ -151,16 +157,18 @@ class _Published:
     (whose offsets were drained segment by segment, so it hands over no tracker)."""
 
     def __init__(self, read: int, published: int, rejected: int, reasons: dict, first: list[dict],
-                 tracker: OffsetTracker | None = None):
-        self.read, self.published, self.rejected = read, published, rejected
+                 tracker: OffsetTracker | None = None, suppressed: int = 0):
+        self.read, self.published, self.rejected, self.suppressed = read, published, rejected, suppressed
         self.reasons, self.first, self.tracker = reasons, first, tracker
 
 
 async def _publish_here(settings: Settings, pipe: Pipeline, files: list[Path], progress: Progress) -> _Published:
-    publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes)
+    publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
+                          suppression=Suppression(load_digests(pipe.client), secret=settings.identity_secret))
     first = await publish_files(publisher, files, lambda read, frac: progress.update(read, frac * 0.9))
     t = publisher.totals
-    return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker)
+    return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker,
+                      publisher.suppression.dropped)
 
 
 async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter,
@@ -178,6 +186,7 @@ async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, dupli
     await pipe.drain(produced, on_tick=tick)
     stored.update(pipe.raw_sink.stored)
     duplicates.update(pipe.raw_sink.duplicates)
+    duplicates["(suppressed)"] += pipe.raw_sink.suppressed  # taken out again by replay()
 
 
 def _tracker(ends: list) -> OffsetTracker:
@@ -216,7 +225,8 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
     broker holds one segment at a time."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that has the chdb engine open
     to_parent, to_child = ctx.Queue(), ctx.Queue()
-    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines),
+    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines,
+                                                        load_digests(client)),
                         daemon=True)
     child.start()
     graph = None
@@ -245,7 +255,8 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
         if child.is_alive():
             child.kill()
     record_ingest_metrics(Counter(dict((tuple(k), n) for k, n in total["metric_counts"])))
-    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"])
+    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"],
+                      suppressed=total["suppressed"])
 
 
 async def replay(settings: Settings, files: list[Path], *, show_progress: bool = True,
@@ -277,6 +288,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     summary.rejected = published.rejected
     summary.first_rejections = published.first
     summary.accepted = stored.total()
+    summary.suppressed = published.suppressed + duplicates.pop("(suppressed)", 0)
     summary.duplicates = duplicates.total()
     summary.accepted_by_type = dict(sorted(stored.items()))
     summary.top_reasons = Counter(published.reasons).most_common(5)

@@ -20,6 +20,7 @@ from leadflow import metrics
 from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
+from services.ingest.suppression import drop_suppressed
 
 RAW_COLUMNS = ["event_id", "type", "occurred_at", "received_at", "source", "identity_keys",
                "conversation_id", "call_id", "campaign_id", "channel", "payload"]
@@ -61,6 +62,7 @@ class RawEventSink:
         self.forwarded = OffsetTracker()
         self.stored = Counter()      # by type
         self.duplicates = Counter()  # by type
+        self.suppressed = 0  # events of identity values `leadflow forget` erased: not stored
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         forward = await in_stage_thread(self.store, records)
@@ -69,6 +71,8 @@ class RawEventSink:
     def store(self, records: list[ConsumerRecord]) -> list[tuple[bytes, bytes]]:
         """Insert the batch's new events; returns the (key, value) messages to forward to enrich."""
         events = [(r, orjson.loads(r.value)) for r in records]
+        events, suppressed = drop_suppressed(self.client, events, self.name)
+        self.suppressed += suppressed
         known = existing_event_ids(self.client, list({e["event_id"] for _, e in events}))
         rows, forward, batch_dups = [], [], Counter()
         for record, event in events:
