@@ -228,7 +228,11 @@ def _suppress(client: Client, names: list[str]) -> int:
 def _collect(work: _Work, keys: list[str], hasher: IdentityHasher, needles: tuple[bytes, ...]) -> None:
     """Fill the work sets from `key`: person ids, conversations, calls, events, deals, campaigns, dead letters."""
     has_key = "hasAny(identity_keys, (SELECT groupArray(value) FROM {work} WHERE what = 'key'))"
-    work.add("person", work.values("SELECT DISTINCT person_id FROM person_keys WHERE identity_key {key}"))
+    # every id the person had: those person_keys recorded, and the id each value would found a person
+    # with (services/enrich/identity.py: `p-` and the first 20 hex digits of its digest), which a person
+    # founded and absorbed within one enrich batch left in attribution_queue only
+    work.add("person", work.values("SELECT DISTINCT person_id FROM person_keys WHERE identity_key {key}")
+             + [f"p-{key.partition(':')[2][:20]}" for key in keys])
     work.add("conversation", work.values(
         f"SELECT DISTINCT conversation_id FROM raw_events WHERE {has_key} AND conversation_id != '' "
         "UNION DISTINCT SELECT conversation_id FROM conversation_facts WHERE identity_key {key}"))
