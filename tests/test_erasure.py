@@ -222,22 +222,21 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     full.write_text("\n".join(sim_lines + canary + dead + [UNRELATED_DEAD_LETTER]) + "\n")
     first = _run_replay(settings, full)
     assert first.rejected == len(dead) + 1
-    assert first.accepted == len({json.loads(x)["event_id"] for x in sim_lines if x.startswith("{")}) + len(canary) \
-        or first.accepted > len(canary)
+    sim_ids = {json.loads(x)["event_id"] for x in sim_lines}
+    assert first.accepted == len(sim_ids) + len(canary)
     found = needles(settings)
     root = Path(settings.warehouse_dir)
 
     # the checks can fail: before forget they find the canary in tables and in the files
     before = table_hits(client, found)
-    assert {"email hash", "phone hash", "crm_contact_id hash", "visitor_id hash", "email person id"} <= set(before) \
-        or "value 'crm-canary-4411'" in before, before
-    assert f"value {EMAIL_SENT!r}" in before  # the dead letters' raw bytes
+    every_kind = {f"{kind} {what}" for kind in ("visitor_id", "email", "phone", "crm_contact_id")
+                  for what in ("hash", "digest")}
+    assert every_kind | {f"value {EMAIL_SENT!r}", f"value {CRM!r}", "id conv-canary-1"} <= set(before)
     on_disk, inflated = disk_hits(root, found)
-    assert inflated > 0 and "phone hash" in on_disk and f"value {CRM!r}" in on_disk
+    assert inflated > 0 and every_kind | {f"value {EMAIL_SENT!r}"} <= set(on_disk)
 
     reload_tables(client)
     report = _forget(settings, monkeypatch, capsys, "--email", EMAIL_SENT)
-    print("DEBUG before", sorted(before), sorted(on_disk), inflated, report)
     assert report["found"] is True
     assert report["identity_values"] == {"crm_contact_id": 1, "email": 1, "phone": 1, "visitor_id": 1}
     assert report["suppressed"] == 4
@@ -247,34 +246,28 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     assert removed["person_keys"] == 4
     assert removed["clicks"] == 1 and removed["leads"] == 1 and removed["deals"] == 1 and removed["payments"] == 1
     assert removed["calls"] == 1 and removed["call_latest"] == 1 and removed["surveys"] == 2
-    assert removed["conversation_facts"] >= 1 and removed["conversation_events"] == 5 + 0  # started, 2 msgs, close, csat
-    assert removed["attribution_credits"] >= 1 and removed["person_profiles"] >= 1
+    assert removed["conversation_facts"] == 1 and removed["conversation_events"] == 5  # started, 2 messages, close, csat
+    assert removed["enriched_events"] == len(canary) and removed["click_firsts"] == 1
+    assert removed["attribution_credits"] >= 5  # a credit row per model (older versions too, before merges)
+    assert removed["person_profiles"] >= 1 and removed["attribution_queue"] >= 1
     assert report["recomputed"]["campaigns"] == 1
     assert report["pending_parts"] == 0
     assert client.query("SELECT count() FROM dead_letters").result_rows[0][0] == 1
 
-    dh = disk_hits(root, found)[0]
-    if dh:
-        for files in dh.values():
-            for f in files:
-                uuid_dir = f.split("/")[2]
-                print("DEBUG", f, client.query("SELECT database, table, name, active, modification_time FROM system.parts WHERE path LIKE {p:String}", parameters={"p": f"%{uuid_dir}%"}).result_rows)
-                print("DEBUG tables", client.query("SELECT database, name FROM system.tables WHERE uuid = {u:String}", parameters={"u": uuid_dir}).result_rows)
-    assert dh == {}
+    assert disk_hits(root, found)[0] == {}
     assert table_hits(client, found) == {}
-    without = [orjson.loads(x) for x in sim_lines if x.startswith("{")]  # what the reference sees
-    expected_input = tmp_path / "without-canary.jsonl"
+    expected_input = tmp_path / "without-canary.jsonl"  # the input without the canary's events
     expected_input.write_text("\n".join(sim_lines) + "\n")
-    cells, bad = compare_all(client, settings, read_jsonl(expected_input), PERIODS)
-    assert cells > 200 and not bad, "\n".join(bad[:40])
-    assert without
+    reference_input = read_jsonl(expected_input)
+    cells, bad = compare_all(client, settings, reference_input, PERIODS[:1])  # every grouping, model, KPI
+    assert cells > 500 and not bad, "\n".join(bad[:40])
 
     # a later event with their phone, in another format: dropped at ingest and counted
     before_ingest = _suppressed_metric("ingest", "call_completed")
     later = tmp_path / "later.jsonl"
     later.write_text(json.dumps({
         "event_id": "ev-later-1", "type": "call_completed", "occurred_at": "2026-05-02T12:02:00Z", "source": "pbx",
-        "identity": {"phone": "+44 (0)20 7946 0958".replace("(0)", "")}, "call_id": "call-later-1",
+        "identity": {"phone": "+44.20.7946.0958"}, "call_id": "call-later-1",
         "direction": "inbound", "started_at": "2026-05-02T12:00:00Z", "answered_at": "2026-05-02T12:00:07Z",
         "ended_at": "2026-05-02T12:02:00Z", "outcome": "answered", "operator_id": "op-dmitri"}) + "\n")
     summary = _run_replay(settings, later)
@@ -286,8 +279,8 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     assert again.suppressed == len(canary) + len(dead)
     assert again.accepted == 0 and again.rejected == 1
     assert table_hits(client, found) == {}
-    cells, bad = compare_all(client, settings, read_jsonl(expected_input), PERIODS)
-    assert not bad, "\n".join(bad[:40])
+    cells, bad = compare_all(client, settings, reference_input, PERIODS, models=("linear",))
+    assert cells > 200 and not bad, "\n".join(bad[:40])
 
 
 def test_the_warehouse_sink_drops_what_ingest_let_through(client, settings, sim_lines, tmp_path, monkeypatch, capsys):
@@ -300,6 +293,7 @@ def test_the_warehouse_sink_drops_what_ingest_let_through(client, settings, sim_
     path = tmp_path / "canary.jsonl"
     path.write_text("\n".join(json.dumps(e) for e in events[:1]) + "\n")
     assert _run_replay(settings, path).accepted == 1
+    reload_tables(client)
     assert _forget(settings, monkeypatch, capsys, "--visitor-id", VISITOR)["removed"]["raw_events"] == 1
 
     class StaleSuppression(Suppression):  # an ingest that has not refreshed its list yet
