@@ -328,3 +328,66 @@ def test_forget_bad_arguments_exit_2(settings, monkeypatch, capsys, args, fragme
     assert main(["forget", *args, "--warehouse", str(settings.warehouse_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert fragment in err and "\n" not in err
+
+
+def _suppress_values(client, settings, *pairs: tuple[str, str]) -> None:
+    from datetime import datetime, timezone
+
+    from leadflow.privacy import suppression_digest
+    from leadflow.warehouse import insert_rows
+
+    hasher = IdentityHasher(settings.identity_secret)
+    insert_rows(client, "suppressed_keys", ["digest", "kind", "suppressed_at"],
+                [(suppression_digest(hasher.hash(kind, value)), kind, datetime.now(timezone.utc))
+                 for kind, value in pairs])
+
+
+def test_http_ingest_answers_suppressed_and_stores_nothing(client, settings):
+    """POST /v1/events after a forget: the event and a bad line holding the value are dropped
+    (status `suppressed`), the others go through."""
+    import aiohttp
+
+    from leadflow.pipeline import Pipeline
+    from services.ingest.http import running_app
+
+    _suppress_values(client, settings, ("email", EMAIL))
+    forgotten = {**canary_events()[6], "event_id": "ev-http-1"}  # the lead with the email as sent
+    other = {**canary_events()[0], "event_id": "ev-http-2", "identity": {"visitor_id": "v-someone-else"}}
+    bad = '{"type": "lead", "identity": {"email": "CANARY.PERSON+ERASE@EXAMPLE.ORG"}}'
+    before = _suppressed_metric("ingest", "lead")
+
+    async def scenario():
+        async with Pipeline(settings, settings.kafka_bootstrap, client) as pipe:
+            async with running_app(settings, pipe, client, "127.0.0.1", 0) as (addr, publisher):
+                body = "\n".join([json.dumps(forgotten), json.dumps(other), bad]).encode()
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"http://{addr[0]}:{addr[1]}/v1/events", data=body) as r:
+                        answer = (r.status, await r.json())
+                await pipe.drain(publisher.tracker)
+        return answer
+
+    status, answer = asyncio.run(scenario())
+    assert status == 200
+    assert [e["status"] for e in answer["events"]] == ["suppressed", "accepted", "suppressed"]
+    assert (answer["accepted"], answer["suppressed"], answer["rejected"]) == (1, 2, 0)
+    assert _suppressed_metric("ingest", "lead") == before + 1
+    assert client.query("SELECT groupArray(event_id) FROM raw_events").result_rows[0][0] == ["ev-http-2"]
+    assert client.query("SELECT count() FROM dead_letters").result_rows[0][0] == 0
+
+
+def test_ingest_keeps_its_last_list_when_the_warehouse_is_down(client, settings):
+    from services.ingest.suppression import Suppression
+
+    _suppress_values(client, settings, ("visitor_id", VISITOR))
+    suppression = Suppression(secret=settings.identity_secret, client=client, refresh_seconds=3600)
+    assert len(suppression.digests) == 1
+
+    class Down:
+        def query(self, *args, **kwargs):
+            raise ConnectionError("warehouse unreachable")
+
+    suppression.refresh(Down())
+    assert len(suppression.digests) == 1
+    _suppress_values(client, settings, ("phone", PHONE))
+    suppression.refresh(client)
+    assert len(suppression.digests) == 2
