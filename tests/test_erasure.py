@@ -391,3 +391,24 @@ def test_ingest_keeps_its_last_list_when_the_warehouse_is_down(client, settings)
     _suppress_values(client, settings, ("phone", PHONE))
     suppression.refresh(client)
     assert len(suppression.digests) == 2
+
+
+def test_enrich_drops_events_of_values_forgotten_after_the_sink_stored_them(client, settings):
+    """An event the sink stored just before a forget, still on the stored topic: enrich writes no fact."""
+    from types import SimpleNamespace
+
+    from leadflow.topics import Topics
+    from services.enrich.stage import EnrichStage
+    from services.ingest.validate import InputOccurrences, Validator
+
+    validator = Validator(settings)
+    click, other = canary_events()[0], {**canary_events()[0], "event_id": "ev-other",
+                                        "identity": {"visitor_id": "v-someone-else"}}
+    records = [SimpleNamespace(value=validator.check(json.dumps(e).encode(), origin="test", default_source="t",
+                                                     occurrences=InputOccurrences()).value) for e in (click, other)]
+    _suppress_values(client, settings, ("visitor_id", VISITOR))
+    before = _suppressed_metric("enrich", "ad_click")
+    EnrichStage(client, None, Topics(settings.topic_prefix), settings).process(records)
+    assert client.query("SELECT groupArray(event_id) FROM clicks").result_rows[0][0] == ["ev-other"]
+    assert client.query("SELECT count() FROM person_keys").result_rows[0][0] == 1
+    assert _suppressed_metric("enrich", "ad_click") == before + 1
