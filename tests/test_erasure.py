@@ -274,8 +274,9 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     assert (summary.read, summary.accepted, summary.duplicates, summary.rejected, summary.suppressed) == (1, 0, 0, 0, 1)
     assert _suppressed_metric("ingest", "call_completed") == before_ingest + 1
 
-    # replaying the old file brings nothing back: their events and dead letters are dropped
-    again = _run_replay(settings, full)
+    # replaying the old file brings nothing back: their events and dead letters are dropped (by the
+    # publishing child process, which gets the list from this one: it cannot open the embedded warehouse)
+    again = asyncio.run(replay(settings, [full], show_progress=False, child_process_min_bytes=0))
     assert again.suppressed == len(canary) + len(dead)
     assert again.accepted == 0 and again.rejected == 1
     assert table_hits(client, found) == {}

@@ -171,7 +171,7 @@ async def _publish_here(settings: Settings, pipe: Pipeline, files: list[Path], p
                       publisher.suppression.dropped)
 
 
-async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter,
+async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter, suppressed: Counter,
                  progress: Progress | None = None, read: int = 0, published: int = 0) -> None:
     """Wait until the stages have everything produced, then add what the sink stored to the
     replay's tallies. With `progress`, the last tenth of the bar follows the writes against the
@@ -186,7 +186,7 @@ async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, dupli
     await pipe.drain(produced, on_tick=tick)
     stored.update(pipe.raw_sink.stored)
     duplicates.update(pipe.raw_sink.duplicates)
-    duplicates["(suppressed)"] += pipe.raw_sink.suppressed  # taken out again by replay()
+    suppressed["warehouse-sink"] += pipe.raw_sink.suppressed
 
 
 def _tracker(ends: list) -> OffsetTracker:
@@ -216,7 +216,8 @@ async def _next_report(child, to_parent, pipe: Pipeline, progress: Progress) -> 
 
 
 async def _replay_with_child(settings: Settings, bootstrap: str, client, files: list[Path], progress: Progress,
-                             stored: Counter, duplicates: Counter, segment_lines: int | None) -> _Published:
+                             stored: Counter, duplicates: Counter, suppressed: Counter,
+                             segment_lines: int | None) -> _Published:
     """Validation and producing take about a core: on big inputs they run in a child process
     while this process runs the stages, so a replay uses both cores.
 
@@ -240,10 +241,10 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
                 report = await _next_report(child, to_parent, pipe, progress)
                 if report[0] == "done":
                     total = report[2]
-                    await _drain(pipe, _tracker(report[1]), stored, duplicates, progress, total["read"],
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates, suppressed, progress, total["read"],
                                  total["published"])
                 else:  # the child's progress goes on with the next segment
-                    await _drain(pipe, _tracker(report[1]), stored, duplicates)
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates, suppressed)
                 graph = pipe.enrich.graph
             if segment_lines:
                 await delete_topics(bootstrap, pipe.topics.all())
@@ -271,16 +272,17 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     client = warehouse.open_warehouse(settings)
     stored: Counter = Counter()
     duplicates: Counter = Counter()
+    suppressed: Counter = Counter()  # events of values `leadflow forget` erased that reached the sink anyway
     with broker_for(settings) as bootstrap:
         if total_bytes >= child_process_min_bytes:
             if segment_lines == "auto":
                 segment_lines = None if settings.kafka_bootstrap else settings.replay_segment_lines
             published = await _replay_with_child(settings, bootstrap, client, files, progress, stored, duplicates,
-                                                 segment_lines)
+                                                 suppressed, segment_lines)
         else:
             async with Pipeline(settings, bootstrap, client) as pipe:
                 published = await _publish_here(settings, pipe, files, progress)
-                await _drain(pipe, published.tracker, stored, duplicates, progress, published.read,
+                await _drain(pipe, published.tracker, stored, duplicates, suppressed, progress, published.read,
                              published.published)
     # a replay leaves the versioned tables in many parts: merge them once, not on every read
     warehouse.compact(client, stored.total())
@@ -288,7 +290,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     summary.rejected = published.rejected
     summary.first_rejections = published.first
     summary.accepted = stored.total()
-    summary.suppressed = published.suppressed + duplicates.pop("(suppressed)", 0)
+    summary.suppressed = published.suppressed + suppressed.total()
     summary.duplicates = duplicates.total()
     summary.accepted_by_type = dict(sorted(stored.items()))
     summary.top_reasons = Counter(published.reasons).most_common(5)
