@@ -309,11 +309,17 @@ def test_the_warehouse_sink_drops_what_ingest_let_through(client, settings, sim_
 
     monkeypatch.setattr(replay_module, "Suppression", StaleSuppression)
     before = _suppressed_metric("warehouse-sink", "ad_click")
-    path.write_text("\n".join(json.dumps(e) for e in events[:3]) + "\n")
+    dead_before = _suppressed_metric("deadletter-sink", "dead_letter")
+    visitor_dead_letter = json.dumps({"type": "ad_click", "identity": {"visitor_id": VISITOR}})  # no event_id
+    path.write_text("\n".join([json.dumps(e) for e in events[:3]] + [visitor_dead_letter] + canary_dead_letters())
+                    + "\n")
     summary = _run_replay(settings, path)
     assert (summary.accepted, summary.suppressed) == (0, 3)
     assert _suppressed_metric("warehouse-sink", "ad_click") == before + 1
     assert client.query("SELECT count() FROM raw_events").result_rows[0][0] == 0
+    # so is the dead letter holding the visitor id; the others hold values of nobody forgotten here
+    assert _suppressed_metric("deadletter-sink", "dead_letter") == dead_before + 1
+    assert client.query("SELECT count() FROM dead_letters").result_rows[0][0] == len(canary_dead_letters())
 
 
 def test_forget_of_an_unknown_value_suppresses_it_and_removes_nothing(client, settings, monkeypatch, capsys):

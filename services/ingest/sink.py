@@ -20,7 +20,8 @@ from leadflow import metrics
 from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
-from services.ingest.suppression import drop_suppressed
+from leadflow.privacy import IdentityHasher
+from services.ingest.suppression import drop_suppressed, drop_suppressed_dead_letters
 
 RAW_COLUMNS = ["event_id", "type", "occurred_at", "received_at", "source", "identity_keys",
                "conversation_id", "call_id", "campaign_id", "channel", "payload"]
@@ -106,17 +107,19 @@ def dead_letter_row(message: dict) -> tuple:
 class DeadLetterSink:
     name = Stages.DEADLETTER_SINK
 
-    def __init__(self, client: Client, topics: Topics):
+    def __init__(self, client: Client, topics: Topics, identity_secret: str):
         self.group_id = topics.group(self.name)
         self.client = client
         self.topics = [topics.deadletter]
+        self.hasher = IdentityHasher(identity_secret)  # recognises values `leadflow forget` erased
         self.stored = 0
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         await in_stage_thread(self.store, records)
 
     def store(self, records: list[ConsumerRecord]) -> None:
-        rows = [dead_letter_row(orjson.loads(r.value)) for r in records]
+        messages = drop_suppressed_dead_letters(self.client, [orjson.loads(r.value) for r in records], self.hasher)
+        rows = [dead_letter_row(m) for m in messages]
         insert_rows(self.client, "dead_letters", DEAD_LETTER_COLUMNS, rows)
         metrics.DEAD_LETTERS_STORED.inc(len(rows))
         self.stored += len(rows)

@@ -15,6 +15,7 @@ hashes (leadflow.privacy.suppression_digest). Two places check it:
 """
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -59,6 +60,21 @@ def count_suppressed(stage: str, types: Iterable[str]) -> int:
         label = event_type if event_type == "dead_letter" else metrics.type_label(event_type)
         metrics.EVENTS_SUPPRESSED.labels(stage=stage, type=label).inc(n)
     return sum(counts.values())
+
+
+def bytes_carry(raw: bytes, digests: frozenset[str], hasher: IdentityHasher) -> bool:
+    """Whether original bytes (a dead letter's) hold a suppressed identity value in a form we recognise."""
+    return bool(digests) and any(suppression_digest(key) in digests for key in hashes_in(raw, hasher))
+
+
+def drop_suppressed_dead_letters(client: Client, messages: list[dict], hasher: IdentityHasher) -> list[dict]:
+    """The batch's dead-letter messages without those whose original bytes hold a suppressed value."""
+    digests = load_digests(client)
+    if not digests:
+        return messages
+    kept = [m for m in messages if not bytes_carry(base64.b64decode(m["raw_b64"]), digests, hasher)]
+    count_suppressed("deadletter-sink", ["dead_letter"] * (len(messages) - len(kept)))
+    return kept
 
 
 def drop_suppressed(client: Client, events: list[tuple[_T, dict]], stage: str) -> tuple[list[tuple[_T, dict]], int]:
@@ -108,7 +124,7 @@ class Suppression:
         if not self.digests:
             return False
         if hasattr(result, "raw"):  # a dead letter: the values as sent, somewhere in its bytes
-            if not any(suppression_digest(key) in self.digests for key in hashes_in(result.raw, self.hasher)):
+            if not bytes_carry(result.raw, self.digests, self.hasher):
                 return False
             self.dropped += count_suppressed("ingest", ("dead_letter",))
             return True
