@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table", help="summary format")
     p.add_argument("--no-progress", action="store_true")
 
+    # -- erasure (contract v1.1, section 5): leadflow forget ------------------------------
+    p = sub.add_parser("forget", help="erase the person who holds an identity value; suppress their values")
+    _common(p)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", metavar="E", help="an email of the person (compared trimmed, lower-cased)")
+    who.add_argument("--phone", metavar="P", help="a phone of the person (any format ingest accepts)")
+    who.add_argument("--crm-id", dest="crm_id", metavar="C", help="the person's CRM contact id")
+    who.add_argument("--visitor-id", dest="visitor_id", metavar="V", help="a visitor (cookie) id of the person")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
     p.add_argument("--out", metavar="DIR", default=None)
@@ -314,6 +324,28 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from leadflow import warehouse
+    from leadflow.privacy import IdentityHasher
+    from services.erasure.forget import KINDS, ErasureError, forget, identity_key
+
+    option = next(o for o in KINDS if getattr(args, o) is not None)
+    settings = settings_from(args)
+    try:  # a value that is not valid for its kind: exit 2 before touching the warehouse
+        identity_key(option, getattr(args, option), IdentityHasher(settings.identity_secret))
+    except ErasureError as exc:
+        raise UsageError(f"leadflow forget: {exc}") from None
+    report = forget(warehouse.open_warehouse(settings), settings, option, getattr(args, option),
+                    on_step=lambda step: print(f"forget: {step}", file=sys.stderr, flush=True))
+    if args.format == "json":
+        import orjson
+
+        print(orjson.dumps(report.as_dict()).decode())
+    else:
+        print(report.render())
+    return 0
+
+
 def cmd_kpis(args: argparse.Namespace) -> int:
     from services.attribution.kpis.cli import KpiArgumentError, cmd_kpis as run
 
@@ -335,7 +367,7 @@ def cmd_contacts(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
-    "worker": cmd_worker, "import": cmd_import, "keys": cmd_keys,
+    "worker": cmd_worker, "import": cmd_import, "keys": cmd_keys, "forget": cmd_forget,
 }
 COMMANDS["contacts"] = cmd_contacts  # contract v1.1 section 4
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana

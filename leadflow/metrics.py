@@ -64,3 +64,6 @@ STAGE_UP = Gauge("leadflow_stage_up", "1 while the stage runs (or rides out tran
 CONSUMER_LAG = Gauge("leadflow_consumer_lag_messages",
                      "Records of the stage's topic not processed yet (last fetched high watermark - position)",
                      ["stage", "topic"])
+EVENTS_SUPPRESSED = Counter("leadflow_events_suppressed_total",
+                            "Events dropped because they carry an identity value erased by `leadflow forget`",
+                            ["stage", "type"])

@@ -132,7 +132,7 @@ class Pipeline:
         client = self._stage_client
         build = {
             Stages.WAREHOUSE_SINK: lambda: RawEventSink(client(), self.producer, self.topics),
-            Stages.DEADLETTER_SINK: lambda: DeadLetterSink(client(), self.topics),
+            Stages.DEADLETTER_SINK: lambda: DeadLetterSink(client(), self.topics, self.settings.identity_secret),
             Stages.ENRICH: lambda: EnrichStage(client(), self.producer, self.topics, self.settings,
                                                self.identity_graph),
             Stages.ATTRIBUTION: lambda: AttributionStage(client(), self.topics, self.settings),

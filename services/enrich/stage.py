@@ -26,6 +26,7 @@ from services.enrich import conversations as conv
 from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES, WINNER_IDS
 from services.enrich.identity import IdentityGraph
 from services.enrich.winners import write_call_winners
+from services.ingest.suppression import carries, count_suppressed, load_digests
 
 
 def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
@@ -86,8 +87,12 @@ class EnrichStage:
         winner_ids: dict[str, set[str]] = defaultdict(set)  # event type -> ids of its WINNER_IDS column
         key_lists: list[list[str]] = []
         stored: list[dict] = []
+        suppressed = load_digests(self.client)  # erasure: values forgotten after the sink stored the event
         for record in records:
             event = orjson.loads(record.value)
+            if carries(event, suppressed):
+                count_suppressed(self.name, (event["type"],))
+                continue
             stored.append(event)
             event_type = event["type"]
             keys = sorted((event.get("identity") or {}).values())

@@ -38,6 +38,7 @@ from services.ingest.body import BodyRefused, read_body, split_body
 from services.ingest.keys import IngestKey, KeyStore
 from services.ingest.publish import PublishError, Publisher
 from services.ingest.quota import Quotas
+from services.ingest.suppression import Suppression
 from services.ingest.sources.http import add_source_routes
 from services.ingest.validate import InputOccurrences, Validator
 
@@ -144,7 +145,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
     finally:
         if gate is not None:
             gate.release()
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "suppressed": 0}
     for s in statuses:
         counts[s.status] += 1
     payload = {"received": len(statuses), **counts, "events": [s.as_dict() for s in statuses]}
@@ -258,7 +259,8 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
     write keys (refreshed in the background while the app runs); None: no authentication."""
     producer = await start_producer(pipe.bootstrap, idempotent=True)
     publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
-                          report_repeats=True, produce_timeout_s=settings.produce_timeout_s)
+                          report_repeats=True, produce_timeout_s=settings.produce_timeout_s,
+                          suppression=Suppression.following(client, settings))
     refresher = None
     if keys is not None:
         await asyncio.to_thread(keys.refresh)

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from leadflow import metrics
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Topics
+from services.ingest.suppression import Suppression
 from services.ingest.validate import AcceptedEvent, DeadLetter, InputOccurrences, Validator
 
 
@@ -119,7 +120,8 @@ class Publisher:
     (HTTP) instead of being produced twice."""
 
     def __init__(self, validator: Validator, producer: AIOKafkaProducer, topics: Topics, *,
-                 max_event_bytes: int, report_repeats: bool = False, produce_timeout_s: float | None = None):
+                 max_event_bytes: int, report_repeats: bool = False, produce_timeout_s: float | None = None,
+                 suppression: Suppression | None = None):
         self.validator = validator
         self.producer = producer
         self.topics = topics
@@ -127,6 +129,8 @@ class Publisher:
         self.report_repeats = report_repeats
         self.produce_timeout_s = produce_timeout_s
         self.sender = GroupSender(producer, OffsetTracker())
+        # erased identity values (`leadflow forget`): HTTP passes a list kept fresh from the warehouse
+        self.suppression = suppression or Suppression(secret=validator.settings.identity_secret)
         self.totals = PublishTotals()
         self.metric_counts: Counter = Counter()  # what record_ingest_metrics was given, for another process
 
@@ -164,7 +168,9 @@ class Publisher:
         counts: Counter = Counter({("received", default_source): len(lines)})
         repeats: Counter = Counter()
         for i, res in enumerate(results):
-            if isinstance(res, DeadLetter):
+            if self.suppression.holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
+                statuses.append(Status(i, "suppressed", res.event_id))
+            elif isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
                 statuses.append(Status(i, "rejected", res.event_id, res.errors))
                 counts[("rejected", metrics.type_label(res.event_type), res.source, res.error_kind)] += 1
@@ -188,8 +194,8 @@ class Publisher:
         self.metric_counts.update(counts)
         self.totals.read += len(lines)
         self.totals.published += len(raw_msgs)
-        for res in results:
-            if isinstance(res, DeadLetter):
+        for res, status in zip(results, statuses):
+            if status.status == "rejected":
                 self._count_rejection(res)
         return statuses
 

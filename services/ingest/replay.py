@@ -20,6 +20,7 @@ from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
 from leadflow.topics import Topics
 from services.ingest.publish import Publisher, record_ingest_metrics
+from services.ingest.suppression import Suppression, load_digests
 from services.ingest.validate import InputOccurrences, Validator, describe_errors
 
 CHUNK_LINES = 20_000
@@ -34,6 +35,7 @@ class ReplaySummary:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    suppressed: int = 0  # events of identity values `leadflow forget` erased: dropped
     seconds: float = 0.0
     accepted_by_type: dict[str, int] = field(default_factory=dict)
     first_rejections: list[dict] = field(default_factory=list)
@@ -43,7 +45,7 @@ class ReplaySummary:
     def as_dict(self) -> dict:
         return {
             "files": self.files, "read": self.read, "accepted": self.accepted, "duplicates": self.duplicates,
-            "rejected": self.rejected, "seconds": round(self.seconds, 3),
+            "rejected": self.rejected, "suppressed": self.suppressed, "seconds": round(self.seconds, 3),
             "events_per_second": round(self.read / self.seconds, 1) if self.seconds else None,
             "accepted_by_type": self.accepted_by_type,
             "first_rejections": self.first_rejections,
@@ -59,6 +61,8 @@ class ReplaySummary:
             f"  duplicates  {self.duplicates:>10,}",
             f"  rejected    {self.rejected:>10,}  (dead letters: `leadflow deadletters`)",
         ]
+        if self.suppressed:
+            lines.append(f"  suppressed  {self.suppressed:>10,}  (identity values erased by `leadflow forget`)")
         for rej in self.first_rejections:
             lines.append(f"    {rej['origin']}: {rej['reason']}")
         if self.processed_by == "workers":
@@ -114,7 +118,7 @@ async def publish_files(publisher: Publisher, files: list[Path],
 
 
 def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_parent, to_child,
-                      segment_lines: int | None) -> None:
+                      segment_lines: int | None, suppressed: frozenset[str] = frozenset()) -> None:
     """Child process entry (spawned): publish the files, report progress and totals on `to_parent`.
 
     It produces into the topics named by the parent's ("go", topic prefix) messages; with
@@ -127,7 +131,8 @@ def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_
         producer = await start_producer(bootstrap)
         try:
             prefix = (await loop.run_in_executor(None, to_child.get))[1]
-            publisher = Publisher(Validator(settings), producer, Topics(prefix), max_event_bytes=settings.max_event_bytes)
+            publisher = Publisher(Validator(settings), producer, Topics(prefix), max_event_bytes=settings.max_event_bytes,
+                                  suppression=Suppression(suppressed, secret=settings.identity_secret))
 
             async def next_segment() -> None:
                 to_parent.put(("segment", offsets(publisher)))
@@ -142,6 +147,7 @@ def _publish_in_child(settings: Settings, bootstrap: str, files: list[Path], to_
             to_parent.put(("done", offsets(publisher), {
                 "read": t.read, "published": t.published, "rejected": t.rejected, "reasons": dict(t.reasons),
                 "first": first, "metric_counts": list(publisher.metric_counts.items()),
+                "suppressed": publisher.suppression.dropped,
             }))
         finally:
             await producer.stop()
@@ -156,19 +162,21 @@ class _Published:
     (whose offsets were drained segment by segment, so it hands over no tracker)."""
 
     def __init__(self, read: int, published: int, rejected: int, reasons: dict, first: list[dict],
-                 tracker: OffsetTracker | None = None):
-        self.read, self.published, self.rejected = read, published, rejected
+                 tracker: OffsetTracker | None = None, suppressed: int = 0):
+        self.read, self.published, self.rejected, self.suppressed = read, published, rejected, suppressed
         self.reasons, self.first, self.tracker = reasons, first, tracker
 
 
 async def _publish_here(settings: Settings, pipe: Pipeline, files: list[Path], progress: Progress) -> _Published:
-    publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes)
+    publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
+                          suppression=Suppression(load_digests(pipe.client), secret=settings.identity_secret))
     first = await publish_files(publisher, files, lambda read, frac: progress.update(read, frac * 0.9))
     t = publisher.totals
-    return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker)
+    return _Published(t.read, t.published, t.rejected, dict(t.reasons), first, publisher.tracker,
+                      publisher.suppression.dropped)
 
 
-async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter,
+async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, duplicates: Counter, suppressed: Counter,
                  progress: Progress | None = None, read: int = 0, published: int = 0) -> None:
     """Wait until the stages have everything produced, then add what the sink stored to the
     replay's tallies. With `progress`, the last tenth of the bar follows the writes against the
@@ -183,6 +191,7 @@ async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, dupli
     await pipe.drain(produced, on_tick=tick)
     stored.update(pipe.raw_sink.stored)
     duplicates.update(pipe.raw_sink.duplicates)
+    suppressed["warehouse-sink"] += pipe.raw_sink.suppressed
 
 
 async def _publish_for_workers(settings: Settings, bootstrap: str, client, files: list[Path],
@@ -226,7 +235,8 @@ async def _next_report(child, to_parent, pipe: Pipeline, progress: Progress) -> 
 
 
 async def _replay_with_child(settings: Settings, bootstrap: str, client, files: list[Path], progress: Progress,
-                             stored: Counter, duplicates: Counter, segment_lines: int | None) -> _Published:
+                             stored: Counter, duplicates: Counter, suppressed: Counter,
+                             segment_lines: int | None) -> _Published:
     """Validation and producing take about a core: on big inputs they run in a child process
     while this process runs the stages, so a replay uses both cores.
 
@@ -235,7 +245,8 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
     broker holds one segment at a time."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that has the chdb engine open
     to_parent, to_child = ctx.Queue(), ctx.Queue()
-    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines),
+    child = ctx.Process(target=_publish_in_child, args=(settings, bootstrap, files, to_parent, to_child, segment_lines,
+                                                        load_digests(client)),
                         daemon=True)
     child.start()
     graph = None
@@ -249,10 +260,10 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
                 report = await _next_report(child, to_parent, pipe, progress)
                 if report[0] == "done":
                     total = report[2]
-                    await _drain(pipe, _tracker(report[1]), stored, duplicates, progress, total["read"],
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates, suppressed, progress, total["read"],
                                  total["published"])
                 else:  # the child's progress goes on with the next segment
-                    await _drain(pipe, _tracker(report[1]), stored, duplicates)
+                    await _drain(pipe, _tracker(report[1]), stored, duplicates, suppressed)
                 graph = pipe.enrich.graph
             if segment_lines:
                 await delete_topics(bootstrap, pipe.topics.all())
@@ -264,7 +275,8 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
         if child.is_alive():
             child.kill()
     record_ingest_metrics(Counter(dict((tuple(k), n) for k, n in total["metric_counts"])))
-    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"])
+    return _Published(total["read"], total["published"], total["rejected"], total["reasons"], total["first"],
+                      suppressed=total["suppressed"])
 
 
 async def replay(settings: Settings, files: list[Path], *, show_progress: bool = True,
@@ -279,6 +291,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     client = warehouse.open_warehouse(settings)
     stored: Counter = Counter()
     duplicates: Counter = Counter()
+    suppressed: Counter = Counter()  # events of values `leadflow forget` erased that reached the sink anyway
     with broker_for(settings) as bootstrap:
         if settings.processing_by_workers:
             published = await _publish_for_workers(settings, bootstrap, client, files, progress)
@@ -288,11 +301,11 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
             if segment_lines == "auto":
                 segment_lines = None if settings.kafka_bootstrap else settings.replay_segment_lines
             published = await _replay_with_child(settings, bootstrap, client, files, progress, stored, duplicates,
-                                                 segment_lines)
+                                                 suppressed, segment_lines)
         else:
             async with Pipeline(settings, bootstrap, client) as pipe:
                 published = await _publish_here(settings, pipe, files, progress)
-                await _drain(pipe, published.tracker, stored, duplicates, progress, published.read,
+                await _drain(pipe, published.tracker, stored, duplicates, suppressed, progress, published.read,
                              published.published)
     # a replay leaves the versioned tables in many parts: merge them once, not on every read
     warehouse.compact(client, stored.total())
@@ -300,6 +313,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     summary.rejected = published.rejected
     summary.first_rejections = published.first
     summary.accepted = stored.total()
+    summary.suppressed = published.suppressed + suppressed.total()
     summary.duplicates = duplicates.total()
     summary.accepted_by_type = {} if summary.processed_by == "workers" else dict(sorted(stored.items()))
     summary.top_reasons = Counter(published.reasons).most_common(5)

@@ -21,6 +21,8 @@ from leadflow import metrics
 from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.warehouse import insert_rows, stage_keys
+from leadflow.privacy import IdentityHasher
+from services.ingest.suppression import drop_suppressed, drop_suppressed_dead_letters
 
 RAW_COLUMNS = ["event_id", "type", "occurred_at", "received_at", "source", "identity_keys",
                "conversation_id", "call_id", "campaign_id", "channel", "payload"]
@@ -63,6 +65,7 @@ class RawEventSink:
         self.forwarded = OffsetTracker()
         self.stored = Counter()      # by type
         self.duplicates = Counter()  # by type
+        self.suppressed = 0  # events of identity values `leadflow forget` erased: not stored
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         forward = await in_stage_thread(self.store, records)
@@ -71,6 +74,8 @@ class RawEventSink:
     def store(self, records: list[ConsumerRecord]) -> list[tuple[bytes, bytes]]:
         """Insert the batch's new events; returns the (key, value) messages to forward to enrich."""
         events = [(r, orjson.loads(r.value)) for r in records]
+        events, suppressed = drop_suppressed(self.client, events, self.name)
+        self.suppressed += suppressed
         known = existing_event_ids(self.client, list({e["event_id"] for _, e in events}))
         rows, forward, batch_dups = [], [], Counter()
         for record, event in events:
@@ -106,17 +111,19 @@ def dead_letter_row(message: dict) -> tuple:
 class DeadLetterSink:
     name = Stages.DEADLETTER_SINK
 
-    def __init__(self, client: Client, topics: Topics):
+    def __init__(self, client: Client, topics: Topics, identity_secret: str):
         self.group_id = topics.group(self.name)
         self.client = client
         self.topics = [topics.deadletter]
+        self.hasher = IdentityHasher(identity_secret)  # recognises values `leadflow forget` erased
         self.stored = 0
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         await in_stage_thread(self.store, records)
 
     def store(self, records: list[ConsumerRecord]) -> None:
-        rows = [dead_letter_row(orjson.loads(r.value)) for r in records]
+        messages = drop_suppressed_dead_letters(self.client, [orjson.loads(r.value) for r in records], self.hasher)
+        rows = [dead_letter_row(m) for m in messages]
         insert_rows(self.client, "dead_letters", DEAD_LETTER_COLUMNS, rows)
         metrics.DEAD_LETTERS_STORED.inc(len(rows))
         self.stored += len(rows)
