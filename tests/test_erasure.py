@@ -96,7 +96,8 @@ def sim_lines(tmp_path_factory) -> list[str]:
     from leadflow.simulator import SimulationConfig, write_jsonl
 
     path = tmp_path_factory.mktemp("erasure-sim") / "sim.jsonl"
-    write_jsonl(SimulationConfig(days=2, seed=5, visitors_per_day=60, start=date(2026, 5, 1)), path)
+    # no invalid lines of its own: the dead letters of this test are the canary's and one unrelated
+    write_jsonl(SimulationConfig(days=2, seed=5, visitors_per_day=60, start=date(2026, 5, 1), invalid_share=0.0), path)
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
