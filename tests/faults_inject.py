@@ -74,6 +74,15 @@ class Fault:
         return f"{self.kind} {self.target} #{self.nth} by {self.stage or 'any stage'} ({when} the write)"
 
 
+def injected(exc: BaseException | None) -> bool:
+    """Whether this error is, or was caused by, an injected fault (the warehouse client wraps it)."""
+    while exc is not None:
+        if isinstance(exc, InjectedFault):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def caller_stage() -> str | None:
     """The stage whose code is on the calling stack (innermost first), if any."""
     frame = sys._getframe(1)

@@ -81,12 +81,12 @@ def small_batches(settings, monkeypatch):
 
 
 def kpi_mismatches(client, settings, events) -> tuple[int, list[str]]:
-    """Every cell of every grouping, model and period: the warehouse (as written, nothing
-    recomputed) vs the reference."""
+    """Every cell of every grouping, model (operators and service: one) and period: the
+    warehouse (as written, nothing recomputed) vs the reference."""
     cells, bad = 0, []
     for date_from, date_to in PERIODS:
         for grouping in ("channels", "campaigns", "operators", "service"):
-            for model in MODELS:
+            for model in (MODELS if grouping in ("channels", "campaigns") else MODELS[:1]):
                 want = ref.compute_kpis(events, grouping, model, date_from, date_to)
                 got = compute_kpis(client, settings, grouping, model=model, date_from=date_from, date_to=date_to)
                 where = f"{grouping}/{model}/{date_from}..{date_to}"
