@@ -203,3 +203,37 @@ def _client_classes() -> list[type]:
             found.append(cls)
         todo.extend(cls.__subclasses__())
     return found
+
+
+_SPEC = re.compile(r"^(insert|produce):([A-Za-z0-9_.-]+)(?:@([a-z-]+))?(?:#(\d+))?(\+after)?$")
+
+
+def parse_fault(spec: str) -> Fault:
+    """`KIND:TARGET[@STAGE][#N][+after]`, e.g. `insert:person_keys@enrich#2+after`,
+    `produce:events.stored@warehouse-sink`."""
+    m = _SPEC.match(spec)
+    if not m:
+        raise ValueError(f"not a fault (KIND:TARGET[@STAGE][#N][+after]): {spec!r}")
+    kind, target, stage, nth, after = m.groups()
+    return Fault(target, kind=kind, stage=stage, nth=int(nth or 1), after=bool(after))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.faults_inject FAULT... -- LEADFLOW ARGS...`: run a leadflow command (a
+    worker, a replay) in this process with these faults armed (for fault suites that run
+    the pipeline in subprocesses)."""
+    if "--" not in argv:
+        print("usage: python -m tests.faults_inject FAULT... -- leadflow-args...", file=sys.stderr)
+        return 2
+    at = argv.index("--")
+    from leadflow.cli import main as leadflow_main
+
+    with inject(*(parse_fault(spec) for spec in argv[:at])) as armed:
+        code = leadflow_main(argv[at + 1:])
+    for line in armed.log:
+        print(f"fault fired: {line}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

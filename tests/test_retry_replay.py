@@ -139,3 +139,31 @@ def test_a_fault_after_each_write_of_each_stage(small_batches, client, scenario)
     """Every write site is written and then fails (as a process dying right after the statement)."""
     replay_and_check(small_batches, client, scenario,
                      *faults_at_every_site(after=True))
+
+
+def test_faults_in_a_leadflow_subprocess(broker, tmp_path):
+    """`python -m tests.faults_inject FAULT... -- ARGS`: a leadflow command with faults armed,
+    for fault suites that run the pipeline in processes of their own."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_replay import valid_event
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(valid_event(i)) for i in range(20)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
+    env.update(LEADFLOW_KAFKA_BOOTSTRAP=broker.bootstrap, LEADFLOW_TOPIC_PREFIX=f"fx-{tmp_path.name}")
+    repo = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, "-m", "tests.faults_inject", "insert:raw_events@warehouse-sink+after",
+         "produce:persons.changed", "--", "replay", str(path), "--warehouse", str(tmp_path / "wh"),
+         "--format", "json"], cwd=repo, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout)
+    assert (summary["read"], summary["accepted"], summary["duplicates"], summary["rejected"]) == (20, 20, 0, 0)
+    assert "fault fired: insert raw_events #1 by warehouse-sink (after the write)" in res.stderr
+    assert "fault fired: produce persons.changed #1 by any stage (before the write)" in res.stderr
+    bad = subprocess.run([sys.executable, "-m", "tests.faults_inject", "insert:"], cwd=repo, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
