@@ -106,7 +106,8 @@ class EnrichStage:
     async def handle(self, records: list[ConsumerRecord]) -> None:
         written = await in_stage_thread(self.process, records)
         await self.announce(written.people)
-        self.business.observe(written.events, written.conversations)  # once the batch is fully written
+        # counted once the batch is fully written (in the stage thread: a loop over the events)
+        await in_stage_thread(self.business.observe, written.events, written.conversations)
 
     def process(self, records: list[ConsumerRecord]) -> "Written":
         """Write the batch's identity links, facts, call winners and conversations; returns what
