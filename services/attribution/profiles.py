@@ -84,13 +84,36 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
     return rows
 
 
-def write_profiles(client: Client, person_ids: list[str], people: People, *, version: int) -> int:
+def absorbed_people(client: Client) -> list[str]:
+    """People the staged people (attribution_people) absorbed by a merge (person_merges, migration
+    0014) whose profiles still hold identity values and none of them is theirs now: their profiles
+    must become tombstones. Read from the warehouse, so a retried batch finds the same."""
+    merged = [a for (a,) in client.query(
+        "SELECT DISTINCT absorbed FROM person_merges WHERE survivor IN (SELECT key FROM attribution_people)").result_rows]
+    if not merged:
+        return []
+    stage_keys(client, "attribution_absorbed", merged)
+    profiled = client.query("SELECT person_id, keys FROM person_profiles FINAL "
+                            "WHERE person_id IN (SELECT key FROM attribution_absorbed) AND notEmpty(keys)").result_rows
+    if not profiled:
+        return []
+    stage_keys(client, "attribution_absorbed_keys", sorted({k for _, keys in profiled for k in keys}))
+    owner = dict(client.query(
+        "SELECT identity_key, argMax(person_id, version) FROM person_keys "
+        "WHERE identity_key IN (SELECT key FROM attribution_absorbed_keys) GROUP BY identity_key").result_rows)
+    return sorted(person for person, keys in profiled if all(owner.get(k) != person for k in keys))
+
+
+def write_profiles(client: Client, person_ids: list[str], people: People, *, version: int,
+                   absorbed: list[str] = ()) -> int:
     """Write the profiles of these people (after load_people staged them), with
-    tombstones for those that had one and no longer qualify. Returns rows written."""
+    tombstones for those that had one and no longer qualify, and for `absorbed`
+    (absorbed_people). Returns rows written."""
     rows = profile_rows(person_ids, people, version=version)
     written = {row[0] for row in rows}
     had = {person for (person,) in client.query(read_sql("profiled_people")).result_rows}
-    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0), "") for person in sorted(had - written)]
+    gone = (had - written) | (set(absorbed) - set(person_ids))
+    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0), "") for person in sorted(gone)]
     return insert_rows(client, "person_profiles", COLUMNS, rows)
 
 

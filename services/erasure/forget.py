@@ -73,6 +73,7 @@ DELETIONS: dict[str, str] = {
     "person_profiles": "person_id {person} OR hasAny(keys, (SELECT groupArray(value) FROM {work} WHERE what = 'key'))",
     "attribution_queue": "person_id {person}",
     "journeys": "person_id {person}",  # their non-converting path (markov, migration 0025)
+    "person_merges": "survivor {person} OR absorbed {person}",  # who absorbed whom (migration 0014)
     "click_firsts": "campaign_id {campaign}",  # the first click of the campaigns they clicked: recomputed
     "dead_letters": "dead_letter_id {dead_letter}",
 }
