@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from leadflow import pipeline
+from tests.conftest import TEST_IDENTITY_SECRET
 from leadflow.stream import StageRunner
 from services.attribution.kpis import compute_kpis
 from services.ingest.replay import replay
@@ -111,7 +112,10 @@ def replay_and_check(settings, client, scenario, *faults: Fault) -> None:
     path, events, counts = scenario
     with inject(*faults) as armed:
         summary = asyncio.run(replay(settings, [path], show_progress=False))
-    assert armed.unfired() == []
+    # a merge is found only when the linking event reaches enrich after both people exist: the order
+    # across partitions (and of a sink's re-forwarded batch) decides whether this run has one, so the
+    # merge-record fault may stay unfired here (test_a_fault_before_each_write_of_each_stage fires it)
+    assert [f for f in armed.unfired() if "person_merges" not in f] == []
     assert (summary.read, summary.accepted, summary.duplicates, summary.rejected) == counts
     cells, bad = kpi_mismatches(client, settings, events)
     assert cells > 500
@@ -161,7 +165,8 @@ def test_faults_in_a_leadflow_subprocess(broker, tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(json.dumps(valid_event(i)) for i in range(20)) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env.update(LEADFLOW_KAFKA_BOOTSTRAP=broker.bootstrap, LEADFLOW_TOPIC_PREFIX=f"fx-{tmp_path.name}")
+    env.update(LEADFLOW_KAFKA_BOOTSTRAP=broker.bootstrap, LEADFLOW_TOPIC_PREFIX=f"fx-{tmp_path.name}",
+               LEADFLOW_IDENTITY_SECRET=TEST_IDENTITY_SECRET)
     repo = Path(__file__).resolve().parents[1]
     res = subprocess.run(
         [sys.executable, "-m", "tests.faults_inject", "insert:raw_events@warehouse-sink+after",
