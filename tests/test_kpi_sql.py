@@ -252,6 +252,7 @@ needs_contract = pytest.mark.skipif(not (CONTRACT / "examples.expected.json").ex
                                     reason="shared/contract is absent")
 
 
+@pytest.mark.over_http
 @needs_contract
 @pytest.mark.parametrize("model", MODELS)
 def test_examples_facts_match_expected(client, settings, facts, model):
@@ -454,6 +455,7 @@ def test_examples_reference_facts_match_reference(client, settings, facts):
     assert cells > 0
 
 
+@pytest.mark.over_http
 def test_simulated_reference_facts_match_reference(client, settings, facts, sim_file):
     events = read_jsonl(sim_file)
     load_reference_facts(facts, events)
@@ -548,6 +550,7 @@ def test_service_rows_surveys_and_operator_set(client, settings, facts):
     assert ops["op-c"]["csat"] == 1.0 and ops["op-c"]["max_concurrency"] == 0
 
 
+@pytest.mark.over_http
 def test_missed_conversations_and_concurrency(client, settings, facts):
     """S5 and O5 worked by hand."""
     m = timedelta(minutes=1)
@@ -633,6 +636,7 @@ def test_marketing_edges(client, settings, facts):
     assert camp["zero"]["leads"] == 1 and camp["zero"]["converted_leads"] == 1
 
 
+@pytest.mark.over_http
 def test_late_merge_and_restated_credits(client, settings, facts):
     """Facts are re-homed through person_keys (newest version) and credits are replaced
     by a newer version, never summed."""
@@ -689,6 +693,7 @@ def _replay(settings, path: Path):
     return asyncio.run(replay(settings, [path], show_progress=False))
 
 
+@pytest.mark.over_http
 @needs_contract
 def test_end_to_end_examples(client, settings):
     path = CONTRACT / "examples.jsonl"
@@ -724,6 +729,7 @@ def test_configured_targets_and_timeout(client, settings, facts, sim_file):
     assert svc["messenger"]["sla_rate"] is None  # no target configured
 
 
+@pytest.mark.over_http
 def test_end_to_end_simulated(client, settings, sim_file):
     _replay(settings, sim_file)
     events = read_jsonl(sim_file)
