@@ -21,7 +21,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from leadflow import metrics
+from leadflow import faults, metrics
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class StageRunner:
                     await asyncio.sleep(1.0)
                     continue
                 failures = 0
+                faults.kill_point(self.stage.name, "after-write")  # the fault suite's crash point; no-op unset
                 await consumer.commit()
                 for tp, part in batch.items():
                     self.positions[tp] = part[-1].offset + 1
