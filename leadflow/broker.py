@@ -134,13 +134,15 @@ def broker_for(settings: Settings) -> Iterator[str]:
         yield broker.bootstrap
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create missing topics with the given partition counts (idempotent)."""
+async def ensure_topics(bootstrap: str, topics: dict[str, int], replication_factor: int = 1) -> None:
+    """Create missing topics with the given partition counts and `replication_factor` replicas
+    (Settings.replication_factor: 3 against Kafka, 1 on the embedded broker). Idempotent: an
+    existing topic is left as it is."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, parts, 1) for name, parts in topics.items() if name not in existing]
+        new = [NewTopic(name, parts, replication_factor) for name, parts in topics.items() if name not in existing]
         if new:
             await admin.create_topics(new)
         # Metadata for new topics can lag a moment behind creation.

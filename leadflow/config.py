@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     clickhouse_database: str = Field("leadflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     topic_prefix: str = "leadflow"
     topic_partitions: int = Field(4, ge=1, le=1024)
+    # Replicas of each topic leadflow creates. None: 3 against Kafka, 1 on the embedded broker.
+    topic_replication_factor: int | None = Field(None, ge=1, le=32)
+    # Where replay, run and `simulate --live` process what they publish: "here" (every stage in
+    # the process), "workers" (only publish; `leadflow worker` processes, and the command waits
+    # for them), "auto": workers when both LEADFLOW_KAFKA_BOOTSTRAP and LEADFLOW_CLICKHOUSE_URL are
+    # set (a chdb warehouse opens in one process only, so no worker could share it), else here.
+    processing: Literal["auto", "here", "workers"] = "auto"
 
     # Contract knobs (events.md / kpis.md).
     reporting_currency: str = "USD"
@@ -76,6 +83,21 @@ class Settings(BaseSettings):
     # on its own topics, deleted once the warehouse has the segment.
     replay_segment_lines: int = Field(2_000_000, ge=1)
 
+    # Stage runner (leadflow/stream.py): transient errors (warehouse or broker unreachable,
+    # timeouts, failed commits) are retried with exponential backoff and full jitter, from the
+    # last commit, for up to stage_retry_seconds in a row; then the stage gives up and the
+    # process exits non-zero. More than stage_max_poison_per_batch records of one batch that
+    # fail for a permanent reason stop the stage instead of going to the dead-letter topic.
+    stage_retry_seconds: float = Field(300.0, gt=0)
+    stage_backoff_initial_seconds: float = Field(0.2, gt=0)
+    stage_backoff_max_seconds: float = Field(15.0, gt=0)
+    stage_max_poison_per_batch: int = Field(100, ge=1)
+    # One identity writer: an enrich stage that shares its warehouse holds a lease there
+    # (leadflow/lease.py) for this long, renewed every third of it; a second one stands by.
+    # lease_settle_seconds: how long a claim waits for concurrent claims to become visible.
+    enrich_lease_seconds: float = Field(30.0, gt=0)
+    lease_settle_seconds: float = Field(1.0, ge=0)
+
     @field_validator("reporting_currency")
     @classmethod
     def _currency(cls, v: str) -> str:
@@ -96,6 +118,19 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return not self.kafka_bootstrap
+
+    @property
+    def replication_factor(self) -> int:
+        if self.topic_replication_factor is not None:
+            return self.topic_replication_factor
+        return 1 if self.embedded_broker else 3
+
+    @property
+    def processing_by_workers(self) -> bool:
+        """replay / run / simulate --live only publish and wait for `leadflow worker` processes."""
+        if self.processing == "auto":
+            return bool(self.kafka_bootstrap and self.clickhouse_url)
+        return self.processing == "workers"
 
     @property
     def warehouse_dsn(self) -> str:

@@ -54,6 +54,11 @@ STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a 
 STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 PROCESSING_ERRORS = Counter("leadflow_processing_errors_total", "Batches that failed and were retried", ["stage"])
+STAGE_DEAD_LETTERS = Counter("leadflow_stage_dead_letters_total",
+                             "Records a stage could not handle, sent to the dead-letter topic with the error",
+                             ["stage"])
+STAGE_UP = Gauge("leadflow_stage_up", "1 while the stage runs (or rides out transient errors), 0 once it gave up",
+                 ["stage"])
 # Per worker, over the partitions it holds (disjoint within a consumer group): `sum by (stage, topic)`
 # across workers is the stage's whole lag.
 CONSUMER_LAG = Gauge("leadflow_consumer_lag_messages",

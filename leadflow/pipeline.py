@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
+from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from leadflow import warehouse
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
-from leadflow.stream import OffsetTracker, StageRunner, send_all, start_producer
+from leadflow.lease import FencedStage, Lease
+from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageRunner, StageStopped, describe, in_stage_thread,
+                             send_all, start_producer)
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
-from services.ingest.validate import partition_key
+from services.ingest.validate import DeadLetter, partition_key
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +48,46 @@ def tune_gc() -> None:
         gc.set_threshold(*GC_THRESHOLDS)
 
 
+def stage_dead_letter_of(record: ConsumerRecord) -> bool:
+    """Whether a dead-letter topic record is one a stage made (not ingest's)."""
+    try:
+        return orjson.loads(record.value).get("processor") == STAGE_PROCESSOR
+    except Exception:
+        return False
+
+
 class PipelineError(RuntimeError):
     """A stage stopped, or the pipeline did not finish in time."""
 
 
 ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stages.ATTRIBUTION)
+STAGE_PROCESSOR = "leadflow-stage"
+
+
+def stage_dead_letter(stage: str, record: ConsumerRecord, exc: BaseException) -> DeadLetter:
+    """The dead letter of a record stage `stage` cannot handle: its original bytes and the error.
+
+    Its id hashes the stage, the record's place and its bytes, so a batch redone after a
+    transient error dead-letters the record again under the same id (the table keeps one)."""
+    event: dict = {}
+    try:
+        decoded = orjson.loads(record.value)
+        event = decoded if isinstance(decoded, dict) else {}
+    except (orjson.JSONDecodeError, TypeError):
+        pass
+
+    def text(name: str) -> str:
+        value = event.get(name)
+        return value[:200] if isinstance(value, str) else ""
+
+    place = f"{record.topic}[{record.partition}]@{record.offset}"
+    digest = hashlib.sha256(f"{stage}\0{place}\0".encode() + (record.value or b"")).hexdigest()
+    return DeadLetter(
+        dead_letter_id=f"{digest}#stage", rejected_at=datetime.now(timezone.utc),
+        source=text("source") or f"stage:{stage}", origin=f"{stage}:{place}", event_id=text("event_id"),
+        event_type=text("type"), error_kind="processing", errors=[("", f"{stage}: {describe(exc, 1000)}")],
+        raw=record.value or b"", processor=STAGE_PROCESSOR,
+    )
 
 
 class Pipeline:
@@ -73,12 +113,16 @@ class Pipeline:
         self.topics = topics_for(settings)
         self.producer = None
         self.runners: list[StageRunner] = []
+        self.lease: Lease | None = None
+        self._lease_task: asyncio.Task | None = None
+        self._standby: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._own_clients: list[Client] = []
 
     async def __aenter__(self) -> "Pipeline":
         tune_gc()
-        await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()})
+        await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()},
+                            self.settings.replication_factor)
         self.producer = await start_producer(self.bootstrap)
         # stages do their batch work off the event loop (leadflow.stream.in_stage_thread): a server
         # client gets a session per stage, chdb's is shared (it serializes calls with a lock)
@@ -90,19 +134,63 @@ class Pipeline:
                                                self.identity_graph),
             Stages.ATTRIBUTION: lambda: AttributionStage(client(), self.topics, self.settings),
         }
-        built = {name: build[name]() for name in self.stages}
+        if Stages.ENRICH in self.stages and self._enrich_needs_lease():
+            self.lease = Lease(client(), Stages.ENRICH, ttl_s=self.settings.enrich_lease_seconds,
+                               settle_s=self.settings.lease_settle_seconds)
+            if self.single_process:  # it must enrich what it publishes: wait for the lease here
+                await self.lease.acquire(self._standing_by)
+                self._standby = None
+                self._lease_task = asyncio.create_task(self.lease.keep(), name="lease-enrich")
+        # a worker's leased enrich is built (its graph loaded) once it holds the lease
+        deferred = Stages.ENRICH if self.lease is not None and not self.single_process else None
+        built = {name: build[name]() for name in self.stages if name != deferred}
         self.raw_sink = built.get(Stages.WAREHOUSE_SINK)
         self.dead_sink = built.get(Stages.DEADLETTER_SINK)
         self.enrich = built.get(Stages.ENRICH)
         self.attribution = built.get(Stages.ATTRIBUTION)
         if self.single_process and self.identity_graph is None:
             await self._resume()
-        for stage in built.values():
-            runner = StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
-                                 max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process)
-            self.runners.append(runner)
-            self._tasks.append(asyncio.create_task(runner.run(), name=f"stage-{stage.name}"))
+        for name, stage in built.items():
+            self._start(FencedStage(stage, self.lease) if self.lease is not None and name == Stages.ENRICH else stage)
+        if deferred:
+            self._tasks.append(asyncio.create_task(self._enrich_when_leased(build[Stages.ENRICH]),
+                                                   name=f"stage-{Stages.ENRICH}"))
         return self
+
+    def _enrich_needs_lease(self) -> bool:
+        """One identity writer per warehouse: enrich takes the lease unless the warehouse is this
+        process's own (chdb opens a directory in one process only, and a single-process pipeline is
+        the only one in it)."""
+        return not (self.single_process and self.settings.warehouse_dsn.startswith("chdb:"))
+
+    def _standing_by(self, holding) -> None:
+        self._standby = holding.describe()
+
+    def _runner(self, stage: Stage) -> StageRunner:
+        return StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
+                           max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process,
+                           retry=RetryPolicy.from_settings(self.settings), dead_letter=self._dead_letter)
+
+    def _start(self, stage: Stage) -> None:
+        runner = self._runner(stage)
+        self.runners.append(runner)
+        self._tasks.append(asyncio.create_task(runner.run(), name=f"stage-{stage.name}"))
+
+    async def _enrich_when_leased(self, build: Callable[[], EnrichStage]) -> None:
+        """A worker's enrich: stand by until it holds the lease, then load the graph and run."""
+        await self.lease.acquire(self._standing_by)
+        self._standby = None
+        self._lease_task = asyncio.create_task(self.lease.keep(), name="lease-enrich")
+        self.enrich = await in_stage_thread(build)
+        runner = self._runner(FencedStage(self.enrich, self.lease))
+        self.runners.append(runner)
+        await runner.run()
+
+    async def _dead_letter(self, stage: str, record: ConsumerRecord, exc: BaseException) -> None:
+        if stage == Stages.DEADLETTER_SINK and stage_dead_letter_of(record):
+            raise StageStopped(f"stage {stage} cannot store a dead letter it made itself: {describe(exc)}") from exc
+        await send_all(self.producer, self.topics.deadletter,
+                       [(record.key, stage_dead_letter(stage, record, exc).to_message())])
 
     def _stage_client(self) -> Client:
         client = warehouse.stage_client(self.settings, self.client)
@@ -137,12 +225,20 @@ class Pipeline:
         for runner in self.runners:
             runner.stop()
         for task in self._tasks:
+            if self._standby is not None and task.get_name() == f"stage-{Stages.ENRICH}":
+                task.cancel()  # standing by: nothing to finish
             try:
                 await asyncio.wait_for(task, timeout=15)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 task.cancel()
             except Exception:  # already reported by drain
                 log.debug("stage task ended with an error", exc_info=True)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            try:
+                await asyncio.to_thread(self.lease.release)  # a standby takes over without waiting
+            except Exception:  # the lease then expires on its own
+                log.warning("lease %s not released", self.lease.name, exc_info=True)
         if self.producer is not None:
             await self.producer.stop()
         for client in self._own_clients:
@@ -153,7 +249,27 @@ class Pipeline:
         for task in self._tasks:
             if task.done():
                 exc = task.exception() if not task.cancelled() else None
-                raise PipelineError(f"{task.get_name()} stopped: {exc!r}")
+                if isinstance(exc, StageStopped):
+                    raise PipelineError(str(exc))
+                raise PipelineError(f"{task.get_name()} stopped: {describe(exc) if exc else 'cancelled'}")
+
+    def health(self) -> tuple[bool, dict]:
+        """(healthy, report) for /healthz: unhealthy once a stage has stopped; a stage riding out
+        transient errors ("retrying") or waiting for the enrich lease ("standby") is still healthy."""
+        stages: dict[str, dict] = {}
+        for runner in self.runners:
+            stages[runner.stage.name] = {"state": runner.state, **({"error": runner.error} if runner.error else {})}
+        if self._standby is not None:
+            stages[Stages.ENRICH] = {"state": "standby", "lease": self._standby}
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                name = task.get_name().removeprefix("stage-")
+                stages[name] = {"state": "stopped", "error": stages.get(name, {}).get("error")
+                                or describe(task.exception())}
+        stopped = sorted(name for name, s in stages.items() if s["state"] == "stopped")
+        status = "stopped" if stopped else "degraded" if any(s["state"] != "running" for s in stages.values()) \
+            else "ok"
+        return not stopped, {"status": status, "stages": stages, **({"stopped": stopped} if stopped else {})}
 
     async def _wait(self, runner: StageRunner, targets: OffsetTracker, deadline: float,
                     on_tick: Callable[[], None] | None) -> None:
@@ -185,3 +301,42 @@ class Pipeline:
         await self._wait(dead_sink, produced, deadline, on_tick)
         await self._wait(enrich, self.raw_sink.forwarded, deadline, on_tick)
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
+
+
+async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, timeout_s: float | None = None,
+                           on_progress: Callable[[str, int], None] | None = None, poll_s: float = 0.5) -> None:
+    """Wait until `leadflow worker` processes have processed everything produced so far, stage after
+    stage, judged by their consumer groups' committed offsets: the sinks against `produced` (this
+    process's own acknowledgements), then enrich and attribution against the end offsets of their
+    inputs (which the stage before wrote before it committed). `on_progress(stage, records to go)`."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    chain = [(Stages.WAREHOUSE_SINK, [topics.raw]), (Stages.DEADLETTER_SINK, [topics.deadletter]),
+             (Stages.ENRICH, [topics.stored]), (Stages.ATTRIBUTION, [topics.persons_changed])]
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        for stage, names in chain:
+            parts = [TopicPartition(t, p) for t in names for p in sorted(probe.partitions_for_topic(t) or ())]
+            ends = {tp: produced.ends[tp] for tp in parts if tp in produced.ends}
+            if stage in (Stages.ENRICH, Stages.ATTRIBUTION):
+                ends = {tp: end for tp, end in (await probe.end_offsets(parts)).items() if end}
+            group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group(stage), enable_auto_commit=False)
+            await group.start()
+            try:
+                while True:
+                    committed = {tp: (await group.committed(tp)) or 0 for tp in ends}
+                    left = sum(max(0, end - committed[tp]) for tp, end in ends.items())
+                    if on_progress:
+                        on_progress(stage, left)
+                    if not left:
+                        break
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise PipelineError(f"the workers' {stage} stage has {left:,} records to go after "
+                                            f"{timeout_s:.0f} s: is a `leadflow worker --stage {stage}` running?")
+                    await asyncio.sleep(poll_s)
+            finally:
+                await group.stop()
+    finally:
+        await probe.stop()

@@ -131,7 +131,7 @@ async def live(settings: Settings, cfg, rate: float, *, duration_s: float | None
     `duration_s` passes, or Ctrl-C. Events keep their simulated timestamps."""
     from leadflow import warehouse
     from leadflow.broker import broker_for
-    from leadflow.pipeline import Pipeline
+    from leadflow.pipeline import Pipeline, wait_for_workers
     from leadflow.progress import Progress
     from leadflow.simulator import iter_batches
     from services.ingest.publish import Publisher
@@ -151,7 +151,10 @@ async def live(settings: Settings, cfg, rate: float, *, duration_s: float | None
     started = time.monotonic()
     try:
         with broker_for(settings) as bootstrap:
-            async with Pipeline(settings, bootstrap, client) as pipe:
+            # against shared Kafka and warehouse the `leadflow worker` processes do the processing
+            by_workers = settings.processing_by_workers
+            async with (Pipeline(settings, bootstrap, client, single_process=False, stages=()) if by_workers
+                        else Pipeline(settings, bootstrap, client)) as pipe:
                 publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
                                       max_event_bytes=settings.max_event_bytes)
                 occurrences = InputOccurrences()
@@ -179,10 +182,14 @@ async def live(settings: Settings, cfg, rate: float, *, duration_s: float | None
                             await asyncio.wait_for(stop.wait(), timeout=delay)
                         except asyncio.TimeoutError:
                             pass
-                await pipe.drain(publisher.tracker)
+                if by_workers:
+                    await wait_for_workers(bootstrap, pipe.topics, publisher.tracker)
+                else:
+                    await pipe.drain(publisher.tracker)
                 totals = publisher.totals
                 result = {"read": totals.read, "published": totals.published, "rejected": totals.rejected,
-                          "stored": pipe.raw_sink.stored.total(), "duplicates": pipe.raw_sink.duplicates.total(),
+                          "stored": totals.published if by_workers else pipe.raw_sink.stored.total(),
+                          "duplicates": 0 if by_workers else pipe.raw_sink.duplicates.total(),
                           "seconds": round(time.monotonic() - started, 1)}
     finally:
         progress.finish()

@@ -4,6 +4,14 @@ A stage's `handle(records)` must have written every output (warehouse rows,
 produced messages) before it returns; only then are the offsets committed.
 That is at-least-once delivery; stages keep their sinks idempotent.
 
+Errors (`StageRunner`): a transient one (warehouse or broker unreachable, a
+timeout, a failed commit or a rebalance) rewinds to the committed offsets and
+redoes the batch after an exponential backoff with full jitter (tenacity), for
+up to `stage_retry_seconds`; then the stage gives up (`StageStopped`). A
+permanent one (a record the stage cannot decode or handle) is narrowed down to
+its record(s) by bisecting the batch; those go to the dead-letter topic with
+the error and the stage goes on.
+
 Per-event stream machinery (Faust agents) tops out at a few thousand events/s
 on this machine, so the hot path works in batches of thousands here.
 """
@@ -12,16 +20,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
+from clickhouse_connect.driver import exceptions as ch_errors
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from leadflow import faults, metrics
+from leadflow.warehouse import WarehouseError
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +124,154 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: list[tuple[
             tracker.record(md.topic, md.partition, md.offset + count - 1)
 
 
+# ClickHouse error codes that say the data of a batch is at fault (it cannot be parsed, converted
+# or stored), not the warehouse: the same records fail every time, so they are not retried.
+_DATA_ERROR_CODES = frozenset({
+    6, 26, 27, 32, 33, 38, 41, 43, 44, 53, 69, 70, 72, 117, 130, 131, 190, 395,
+})
+_CODE = re.compile(r"Code: (\d+)")
+_PERMANENT_KAFKA = (kafka_errors.RecordTooLargeError, kafka_errors.MessageSizeTooLargeError,
+                    kafka_errors.RecordListTooLargeError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when redoing the same batch later may succeed: the broker or the warehouse is
+    unreachable, busy or timed out, a commit failed or the group rebalanced. False for errors the
+    batch's data causes (a record that cannot be decoded, converted or stored) and for bugs."""
+    if isinstance(exc, StageFatal):
+        return False
+    if isinstance(exc, kafka_errors.KafkaError):
+        return not isinstance(exc, _PERMANENT_KAFKA)
+    if isinstance(exc, (OSError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, (ch_errors.DataError, ch_errors.NotSupportedError)):
+        return False
+    if isinstance(exc, ch_errors.ProgrammingError):  # raised on the client: bad data or a bug, except
+        return "Unable to open" in str(exc)  # an engine or server that cannot be opened now
+    if isinstance(exc, ch_errors.DatabaseError):
+        code = _CODE.search(str(exc))
+        return not (code and int(code.group(1)) in _DATA_ERROR_CODES)
+    if isinstance(exc, ch_errors.Error):  # connection and stream failures
+        return True
+    if isinstance(exc, WarehouseError):
+        return exc.__cause__ is None or is_transient(exc.__cause__)
+    return False
+
+
+class StageFatal(Exception):
+    """An error after which the stage must not go on at all (e.g. it lost its writer lease)."""
+
+
+class StageStopped(RuntimeError):
+    """A stage gave up: transient errors outlasted `retry_seconds`, or a fatal error."""
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """An error as one line: `Type: message` (shortened)."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a stage rides out transient errors: backoff from `initial_s` doubling up to `max_s`,
+    each wait drawn uniformly below that (full jitter), until `give_up_s` of failing in a row."""
+
+    give_up_s: float = 300.0
+    initial_s: float = 0.2
+    max_s: float = 15.0
+    max_poison_per_batch: int = 100
+
+    @classmethod
+    def from_settings(cls, settings) -> "RetryPolicy":
+        return cls(settings.stage_retry_seconds, settings.stage_backoff_initial_seconds,
+                   settings.stage_backoff_max_seconds, settings.stage_max_poison_per_batch)
+
+
+# dead_letter(stage name, record, error): publish the record to the dead-letter topic with the error
+DeadLetterFn = Callable[[str, ConsumerRecord, BaseException], Awaitable[None]]
+
+
 class StageRunner:
-    """Runs one stage as a consumer-group member until stopped."""
+    """Runs one stage as a consumer-group member until stopped, or until it gives up.
+
+    `state`: starting | running | retrying (`error` says why) | stopped (`error` says why when it
+    gave up). `run()` raises StageStopped when it gives up."""
 
     def __init__(self, bootstrap: str, stage: Stage, *, max_records: int, max_wait_s: float,
-                 assign_all: bool = False, max_failures: int = 3):
+                 assign_all: bool = False, retry: RetryPolicy = RetryPolicy(),
+                 dead_letter: DeadLetterFn | None = None):
         """`assign_all`: the only consumer of its topics (embedded runs) takes every partition
         directly instead of joining the group (Tansu delays each JoinGroup by ~5 s); offsets are
-        still committed under the stage's group id."""
+        still committed under the stage's group id. `dead_letter`: where records the stage cannot
+        handle go (None: such a record stops the stage)."""
         self.assign_all = assign_all
-        self.max_failures = max_failures
+        self.retry = retry
+        self.dead_letter = dead_letter
         self.bootstrap = bootstrap
         self.stage = stage
         self.max_records = max_records
         self.max_wait_ms = max(1, int(max_wait_s * 1000))
         self.positions: dict[TopicPartition, int] = {}
+        self.state = "starting"
+        self.error: str | None = None
+        self.dead_lettered = 0
+        self._rewind_first = False
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
+        consumer = None
+        metrics.STAGE_UP.labels(stage=self.stage.name).set(1)
+        try:
+            consumer = await self._retrying(self._start_consumer)
+            self.state = "running"
+            while not self._stopping.is_set():
+                await self._retrying(self._cycle, consumer)
+        except Exception as exc:
+            if self._stopping.is_set() and is_transient(exc):
+                return  # stopped while riding out an outage: nothing is committed past the last write
+            self.state, self.error = "stopped", describe(exc)
+            metrics.STAGE_UP.labels(stage=self.stage.name).set(0)
+            log.error("stage %s gave up: %s", self.stage.name, self.error)
+            if consumer is not None:
+                await self._final_lag(consumer)
+            raise StageStopped(f"stage {self.stage.name} stopped: {self.error}") from exc
+        finally:
+            self.state = "stopped"
+            if consumer is not None:
+                await consumer.stop()
+
+    async def _retrying(self, fn, *args):
+        """`fn(*args)`; transient errors are retried with backoff (the next attempt starts from the
+        committed offsets) until `retry.give_up_s` of failing in a row, or the runner stops."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s),
+            stop=stop_after_delay(self.retry.give_up_s) | (lambda _: self._stopping.is_set()),
+            sleep=self._sleep, before_sleep=self._before_retry, reraise=True,
+        )
+        result = await retrying(fn, *args)
+        if self.state == "retrying":
+            log.warning("stage %s recovered", self.stage.name)
+            self.state, self.error = "running", None
+        return result
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception()
+        self.state, self.error = "retrying", describe(exc)
+        self._rewind_first = True
+        metrics.PROCESSING_ERRORS.labels(stage=self.stage.name).inc()
+        log.warning("stage %s: transient error (attempt %d), retrying from the last commit in %.1f s: %s",
+                    self.stage.name, state.attempt_number, state.upcoming_sleep, self.error)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
             *([] if self.assign_all else self.stage.topics), bootstrap_servers=self.bootstrap,
             group_id=self.stage.group_id,
@@ -136,57 +279,101 @@ class StageRunner:
             fetch_max_bytes=8 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
         )
         await consumer.start()
-        if self.assign_all:
-            partitions = []
-            for topic in self.stage.topics:
-                for _ in range(100):
-                    found = consumer.partitions_for_topic(topic)
-                    if found:
-                        break
-                    await consumer._client.force_metadata_update()  # new topic: metadata may lag
-                    await asyncio.sleep(0.05)
-                partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
-            consumer.assign(partitions)
-        failures = 0
         try:
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
-                records = [r for part in batch.values() for r in part]
-                if not records:
-                    self._report_lag(consumer)
-                    continue
-                started = time.perf_counter()
-                try:
-                    await self.stage.handle(records)
-                except Exception:
-                    failures += 1
-                    metrics.PROCESSING_ERRORS.labels(stage=self.stage.name).inc()
-                    if failures >= self.max_failures:
-                        log.error("stage %s failed %d times in a row; stopping", self.stage.name, failures)
-                        raise
-                    log.exception("stage %s failed on a batch of %d; rewinding to the last commit",
-                                  self.stage.name, len(records))
-                    for tp in batch:
-                        committed = await consumer.committed(tp)
-                        consumer.seek(tp, committed if committed is not None else 0)
-                    await asyncio.sleep(1.0)
-                    continue
-                failures = 0
-                faults.kill_point(self.stage.name, "after-write")  # the fault suite's crash point; no-op unset
-                await consumer.commit()
-                for tp, part in batch.items():
-                    self.positions[tp] = part[-1].offset + 1
-                metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(time.perf_counter() - started)
-                metrics.STAGE_RECORDS.labels(stage=self.stage.name).inc(len(records))
-                self._report_lag(consumer)
-        finally:
-            self._clear_lag()
+            if self.assign_all:
+                partitions = []
+                for topic in self.stage.topics:
+                    for _ in range(100):
+                        found = consumer.partitions_for_topic(topic)
+                        if found:
+                            break
+                        await consumer._client.force_metadata_update()  # new topic: metadata may lag
+                        await asyncio.sleep(0.05)
+                    partitions += [TopicPartition(topic, p) for p in sorted(found or ())]
+                consumer.assign(partitions)
+        except BaseException:
             await consumer.stop()
+            raise
+        return consumer
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Back to the committed offsets: the batch of a failed attempt is fetched and done again."""
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+    async def _cycle(self, consumer: AIOKafkaConsumer) -> None:
+        """One batch: fetch, handle, commit."""
+        if self._rewind_first:
+            await self._rewind(consumer)
+            self._rewind_first = False
+        batch = await consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
+        records = [r for part in batch.values() for r in part]
+        if not records:
+            self._report_lag(consumer)
+            return
+        started = time.perf_counter()
+        await self._handle(records)
+        offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
+        faults.kill_point(self.stage.name, "after-write")  # the fault suite's crash point; no-op unset
+        await consumer.commit(offsets)
+        self.positions.update(offsets)
+        metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(time.perf_counter() - started)
+        metrics.STAGE_RECORDS.labels(stage=self.stage.name).inc(len(records))
+        self._report_lag(consumer)
+
+    async def _handle(self, records: list[ConsumerRecord]) -> None:
+        """Handle a batch; when it fails for a permanent reason, find the records at fault by
+        bisection, dead-letter them and handle the others (in order)."""
+        try:
+            await self.stage.handle(records)
+        except Exception as exc:
+            if is_transient(exc) or isinstance(exc, StageFatal) or self.dead_letter is None:
+                raise
+            log.warning("stage %s: a batch of %d failed (%s); looking for the records at fault",
+                        self.stage.name, len(records), describe(exc))
+            await self._isolate(records, exc, [0])
+
+    async def _isolate(self, records: list[ConsumerRecord], exc: Exception, poisoned: list[int]) -> None:
+        if len(records) == 1:
+            if poisoned[0] >= self.retry.max_poison_per_batch:
+                raise StageFatal(f"more than {self.retry.max_poison_per_batch} records of one batch failed "
+                                 f"(last: {describe(exc)}); stopping rather than dead-lettering them all") from exc
+            poisoned[0] += 1
+            await self.dead_letter(self.stage.name, records[0], exc)
+            self.dead_lettered += 1
+            metrics.STAGE_DEAD_LETTERS.labels(stage=self.stage.name).inc()
+            log.warning("stage %s: dead-lettered %s[%d]@%d: %s", self.stage.name, records[0].topic,
+                        records[0].partition, records[0].offset, describe(exc))
+            return
+        middle = len(records) // 2
+        for half in (records[:middle], records[middle:]):
+            try:
+                await self.stage.handle(half)
+            except Exception as half_exc:
+                if is_transient(half_exc) or isinstance(half_exc, StageFatal):
+                    raise
+                await self._isolate(half, half_exc, poisoned)
+
+    async def _final_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Measure the lag once more from the committed offsets; it stays exported after the stop, so
+        PipelineLag can fire for a stage that gave up."""
+        try:
+            for tp in consumer.assignment():
+                if tp not in self.positions:
+                    self.positions[tp] = await asyncio.wait_for(consumer.committed(tp), 2) or 0
+        except Exception:  # the broker may be what is down: keep what is known
+            log.debug("committed offsets not read at stop", exc_info=True)
+        self._report_lag(consumer)
 
     def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
         """`leadflow_consumer_lag_messages`: per topic, over the partitions this worker holds, the high
         watermark of the last fetch minus the position (= the committed offset here, between batches).
-        Fetch responses carry the high watermark; Tansu's ListOffsets answer is not used."""
+        Fetch responses carry the high watermark; Tansu's ListOffsets answer is not used. The series
+        outlive the runner (a stage that gave up keeps its last lag, so PipelineLag can fire)."""
         metrics.STAGE_RECORDS.labels(stage=self.stage.name)  # the series exists (at 0) from the first poll
         lag = dict.fromkeys(self.stage.topics, 0)
         try:
@@ -195,7 +382,8 @@ class StageRunner:
                 if highwater is None or tp.topic not in lag:
                     continue
                 state = consumer._subscription.subscription.assignment.state_value(tp)
-                position = state.position if state.has_valid_position else self.positions.get(tp)
+                position = self.positions.get(tp) if self.state == "stopped" or not state.has_valid_position \
+                    else state.position
                 if position is not None:
                     lag[tp.topic] += max(0, highwater - position)
         except Exception:  # e.g. mid-rebalance; a metric must never stop the stage
@@ -203,13 +391,6 @@ class StageRunner:
             return
         for topic, n in lag.items():
             metrics.CONSUMER_LAG.labels(stage=self.stage.name, topic=topic).set(n)
-
-    def _clear_lag(self) -> None:
-        for topic in self.stage.topics:  # a stopped runner holds no partitions: drop its series
-            try:
-                metrics.CONSUMER_LAG.remove(self.stage.name, topic)
-            except KeyError:
-                pass
 
     def caught_up(self, targets: dict[TopicPartition, int]) -> bool:
         return all(self.positions.get(tp, 0) >= end for tp, end in targets.items() if tp.topic in self.stage.topics)

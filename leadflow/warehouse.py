@@ -6,16 +6,19 @@ class surface, so every query and insert below runs on either.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import re
+import socket
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -150,30 +153,79 @@ def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(client: Client, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply the migrations not applied yet, in order. Returns those applied."""
+MIGRATION_LOCK = "schema_migrations_lock"
+
+
+def migrate(client: Client, directory: Path = MIGRATIONS_DIR, *, lock_timeout_s: float = 600.0,
+            stale_lock_s: float = 900.0) -> list[Migration]:
+    """Apply the migrations not applied yet, in order, each once even when several processes
+    start together: they take turns holding a lock (`migration_lock`). Returns those applied here."""
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
         "applied_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree ORDER BY version"
     )
+    migrations = list_migrations(directory)
+    if not _pending(client, migrations):
+        return []  # the common start: nothing to do, no lock taken
+    with migration_lock(client, timeout_s=lock_timeout_s, stale_s=stale_lock_s):
+        applied = []
+        for mig in _pending(client, migrations):  # read again under the lock
+            for stmt in mig.statements():
+                try:
+                    client.command(stmt)
+                except Exception as exc:
+                    raise WarehouseError(f"migration {mig.path.name} failed: {exc}") from exc
+            client.insert(
+                "schema_migrations",
+                [(mig.version, mig.name, datetime.now(timezone.utc))],
+                column_names=["version", "name", "applied_at"],
+            )
+            applied.append(mig)
+            log.info("applied migration %s", mig.path.name)
+        return applied
+
+
+def _pending(client: Client, migrations: list[Migration]) -> list[Migration]:
     done = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
-    applied = []
-    for mig in list_migrations(directory):
-        if mig.version in done:
+    return [m for m in migrations if m.version not in done]
+
+
+@contextlib.contextmanager
+def migration_lock(client: Client, *, timeout_s: float = 600.0, stale_s: float = 900.0) -> Iterator[None]:
+    """A mutex in the warehouse: the table `schema_migrations_lock` exists while someone holds it.
+
+    CREATE TABLE (without IF NOT EXISTS) succeeds for exactly one of several concurrent callers,
+    on chdb and on a server alike; the others wait and try again. A lock older than `stale_s`
+    (its holder died mid-migration) is dropped."""
+    deadline = time.monotonic() + timeout_s
+    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    while True:
+        try:
+            client.command(f"CREATE TABLE {MIGRATION_LOCK} (holder String) ENGINE = Memory "
+                           f"COMMENT {_quote(holder)}")
+            break
+        except Exception as exc:
+            if "TABLE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise WarehouseError(f"cannot take the migration lock: {exc}") from exc
+        age = scalar(client, "SELECT dateDiff('second', metadata_modification_time, now()) FROM system.tables "
+                             "WHERE database = currentDatabase() AND name = {name:String}",
+                     {"name": MIGRATION_LOCK})
+        if age is not None and age > stale_s:
+            log.warning("dropping a migration lock held for %d s (its holder died?)", age)
+            client.command(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
             continue
-        for stmt in mig.statements():
-            try:
-                client.command(stmt)
-            except Exception as exc:
-                raise WarehouseError(f"migration {mig.path.name} failed: {exc}") from exc
-        client.insert(
-            "schema_migrations",
-            [(mig.version, mig.name, datetime.now(timezone.utc))],
-            column_names=["version", "name", "applied_at"],
-        )
-        applied.append(mig)
-        log.info("applied migration %s", mig.path.name)
-    return applied
+        if time.monotonic() > deadline:
+            raise WarehouseError(f"the migration lock ({MIGRATION_LOCK}) was not released within {timeout_s:.0f} s; "
+                                 f"if no leadflow process is migrating, DROP TABLE {MIGRATION_LOCK}")
+        time.sleep(random.uniform(0.05, 0.25))
+    try:
+        yield
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def open_warehouse(settings: Settings) -> Client:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PUBLISHER = web.AppKey("publisher", Publisher)
 SETTINGS = web.AppKey("settings", Settings)
+HEALTH = web.AppKey("health", object)  # () -> (healthy, report): Pipeline.health
 
 
 def split_body(body: bytes) -> list[bytes]:
@@ -62,7 +63,11 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    health = request.app.get(HEALTH)
+    if health is None:
+        return web.json_response({"status": "ok"})
+    healthy, report = health()
+    return web.json_response(report, status=200 if healthy else 503)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -71,10 +76,12 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return resp
 
 
-def make_app(settings: Settings, publisher: Publisher) -> web.Application:
+def make_app(settings: Settings, publisher: Publisher, health=None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PUBLISHER] = publisher
+    if health is not None:
+        app[HEALTH] = health
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -85,7 +92,7 @@ def make_app(settings: Settings, publisher: Publisher) -> web.Application:
 async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int):
     publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
                           warehouse=client)
-    runner = web.AppRunner(make_app(settings, publisher), access_log=None)
+    runner = web.AppRunner(make_app(settings, publisher, pipe.health), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -110,4 +117,4 @@ async def serve(settings: Settings, ingest_only: bool = False) -> None:
             async with running_app(settings, pipe, client, settings.http_host, settings.http_port) as (addr, _):
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics)",
                       flush=True)
-                await stop.wait()
+                await pipe.run_until(stop)  # a stage that gives up ends serve with an error

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, Iterator
 from leadflow import warehouse
 from leadflow.broker import broker_for, delete_topics
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline, PipelineError
+from leadflow.pipeline import Pipeline, PipelineError, wait_for_workers
 from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, start_producer
 from leadflow.topics import Topics
@@ -38,6 +38,7 @@ class ReplaySummary:
     accepted_by_type: dict[str, int] = field(default_factory=dict)
     first_rejections: list[dict] = field(default_factory=list)
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    processed_by: str = "here"  # here | workers (then accepted = published; the workers drop duplicates)
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class ReplaySummary:
             "accepted_by_type": self.accepted_by_type,
             "first_rejections": self.first_rejections,
             "top_reasons": [{"reason": r, "count": n} for r, n in self.top_reasons],
+            "processed_by": self.processed_by,
         }
 
     def render(self) -> str:
@@ -59,6 +61,9 @@ class ReplaySummary:
         ]
         for rej in self.first_rejections:
             lines.append(f"    {rej['origin']}: {rej['reason']}")
+        if self.processed_by == "workers":
+            lines.append("  processed by the `leadflow worker` processes (accepted = published; they drop "
+                         "duplicates: leadflow_events_duplicate_total)")
         return "\n".join(lines)
 
 
@@ -180,6 +185,20 @@ async def _drain(pipe: Pipeline, produced: OffsetTracker, stored: Counter, dupli
     duplicates.update(pipe.raw_sink.duplicates)
 
 
+async def _publish_for_workers(settings: Settings, bootstrap: str, client, files: list[Path],
+                               progress: Progress) -> _Published:
+    """Against a shared Kafka and warehouse, the `leadflow worker` processes are the pipeline (one
+    identity writer): only validate and publish here, then wait, with progress, until the workers'
+    consumer groups have committed everything, stage after stage."""
+    async with Pipeline(settings, bootstrap, client, single_process=False, stages=()) as pipe:
+        published = await _publish_here(settings, pipe, files, progress)
+
+        def tick(stage: str, left: int) -> None:
+            progress.update(published.read, 0.95, note=f"waiting for the workers: {stage} has {left:,} to go")
+        await wait_for_workers(bootstrap, pipe.topics, published.tracker, on_progress=tick)
+    return published
+
+
 def _tracker(ends: list) -> OffsetTracker:
     tracker = OffsetTracker()
     for topic, partition, end in ends:
@@ -261,7 +280,11 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     stored: Counter = Counter()
     duplicates: Counter = Counter()
     with broker_for(settings) as bootstrap:
-        if total_bytes >= child_process_min_bytes:
+        if settings.processing_by_workers:
+            published = await _publish_for_workers(settings, bootstrap, client, files, progress)
+            stored[""] = published.published
+            summary.processed_by = "workers"
+        elif total_bytes >= child_process_min_bytes:
             if segment_lines == "auto":
                 segment_lines = None if settings.kafka_bootstrap else settings.replay_segment_lines
             published = await _replay_with_child(settings, bootstrap, client, files, progress, stored, duplicates,
@@ -278,7 +301,7 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     summary.first_rejections = published.first
     summary.accepted = stored.total()
     summary.duplicates = duplicates.total()
-    summary.accepted_by_type = dict(sorted(stored.items()))
+    summary.accepted_by_type = {} if summary.processed_by == "workers" else dict(sorted(stored.items()))
     summary.top_reasons = Counter(published.reasons).most_common(5)
     summary.seconds = time.monotonic() - started
     progress.finish(note="done")

@@ -41,9 +41,10 @@ class DeadLetter:
     origin: str
     event_id: str
     event_type: str
-    error_kind: str  # not_json | schema | size
+    error_kind: str  # not_json | schema | size | processing (a stage could not handle it)
     errors: list[tuple[str, str]]
     raw: bytes
+    processor: str = PROCESSOR
 
     def to_message(self) -> bytes:
         return orjson.dumps({
@@ -56,7 +57,7 @@ class DeadLetter:
             "error_kind": self.error_kind,
             "errors": self.errors,
             "raw_b64": base64.b64encode(self.raw).decode("ascii"),
-            "processor": PROCESSOR,
+            "processor": self.processor,
             "processor_version": __version__,
         })
 
