@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--ingest-only", action="store_true",
                    help="only validate and produce (production: `leadflow worker` runs the stages)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="accept requests without a write key (only on a loopback address)")
+
+    p = sub.add_parser("keys", help="write keys of HTTP ingest: create, list, revoke")
+    keys = p.add_subparsers(dest="keys_action", required=True, parser_class=_Parser)
+    k = keys.add_parser("create", help="create a key for a source; prints it once, on the last line")
+    _common(k)
+    k.add_argument("--source", required=True, help="the source of every event sent with the key")
+    k.add_argument("--rate", type=float, default=None, help="quota in events per second (default key_default_rate)")
+    k.add_argument("--burst", type=int, default=None, help="events allowed at once (default 2 s of the rate)")
+    k = keys.add_parser("list", help="keys with their sources, quotas, creation and revocation (never the keys)")
+    _common(k)
+    k.add_argument("--format", choices=["table", "json"], default="table")
+    k = keys.add_parser("revoke", help="revoke a key (ingest refuses it within seconds)")
+    _common(k)
+    k.add_argument("key_id")
 
     p = sub.add_parser("worker", help="run stages as consumer-group members against Kafka (production)")
     _common(p)
@@ -80,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=int, default=1000, help="live load events/s")
     p.add_argument("--workdir", default="var/bench", help="where data sets and warehouses are kept")
     p.add_argument("--out", default=None, help="JSON results file (default WORKDIR/bench-<commit>.json)")
+    p.add_argument("--ingest", action="store_true",
+                   help="only the HTTP ingest load figure (requests/s, p50/p99 with keys and quotas)")
+    p.add_argument("--ingest-seconds", type=float, default=10.0, help="--ingest: seconds per load step")
 
     p = sub.add_parser("schemas", help="JSON Schema of the event contract")
     p.add_argument("action", choices=["export"])
@@ -88,10 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    from leadflow.secret_guard import check_identity_secret
+
     overrides: dict[str, Any] = dict(extra)
     if getattr(args, "warehouse", None):
         overrides["warehouse_dir"] = Path(args.warehouse)
-    return load_settings(getattr(args, "config", None), **overrides)
+    settings = load_settings(getattr(args, "config", None), **overrides)
+    check_identity_secret(settings)
+    return settings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -144,9 +167,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, **extra)
     from services.ingest.http import serve
 
+    from services.ingest.http import is_loopback
+
     if args.ingest_only and not settings.kafka_bootstrap:
         raise UsageError("leadflow serve: --ingest-only needs LEADFLOW_KAFKA_BOOTSTRAP (workers must share the broker)")
-    asyncio.run(serve(settings, ingest_only=args.ingest_only))
+    if args.no_auth:
+        if not is_loopback(settings.http_host):
+            raise UsageError(f"leadflow serve: --no-auth is allowed only on a loopback address, not {settings.http_host}")
+        print(f"leadflow serve: WARNING: --no-auth: anyone who can reach {settings.http_host} may post events",
+              file=sys.stderr, flush=True)
+    asyncio.run(serve(settings, ingest_only=args.ingest_only, auth=not args.no_auth))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from leadflow import warehouse
+    from services.ingest import keys
+
+    settings = settings_from(args)
+    client = warehouse.open_warehouse(settings)
+    try:
+        if args.keys_action == "create":
+            record, key = keys.create_key(client, args.source, args.rate or settings.key_default_rate, args.burst)
+            print(f"created write key {record.key_id} for source {record.source} "
+                  f"({record.rate:g} events/s, burst {record.burst}); it is shown only now:")
+            print(key)
+        elif args.keys_action == "revoke":
+            record = keys.revoke_key(client, args.key_id)
+            print(f"revoked write key {record.key_id} (source {record.source}); ingest refuses it within "
+                  f"{settings.keys_refresh_s:g} s")
+        else:
+            rows = [k.as_dict() for k in keys.load_keys(client).values()]
+            if args.format == "json":
+                import orjson
+
+                print(orjson.dumps(rows).decode())
+            elif not rows:
+                print("no write keys (`leadflow keys create --source NAME`)")
+            else:
+                from leadflow.table import render
+
+                print(render(["key_id", "source", "rate", "burst", "created_at", "revoked_at"],
+                             [[r["key_id"], r["source"], f"{r['rate']:g}", r["burst"], r["created_at"],
+                               r["revoked_at"] or "-"] for r in rows]))
+    except keys.KeyArgumentError as exc:
+        raise UsageError(f"leadflow keys {args.keys_action}: {exc}") from None
     return 0
 
 
@@ -183,6 +248,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"leadflow bench: --query-sizes must be numbers: {args.query_sizes!r}") from None
     if args.events < 1000 or args.naive_events < 100 or args.rate < 1 or any(n < 1000 for n in sizes):
         raise UsageError("leadflow bench: --events >= 1000, --naive-events >= 100, --rate >= 1, sizes >= 1000")
+    if args.ingest:
+        from leadflow.bench.ingest import run_ingest_bench
+
+        return run_ingest_bench(Path(args.workdir), args.ingest_seconds,
+                                log=lambda msg: print(msg, file=sys.stderr, flush=True))
     from leadflow.bench.run import render_results, run_bench, save
 
     workdir = Path(args.workdir)
@@ -216,7 +286,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay, "deadletters": cmd_deadletters, "migrate": cmd_migrate, "serve": cmd_serve,
     "run": cmd_run, "schemas": cmd_schemas, "kpis": cmd_kpis, "bench": cmd_bench,
-    "worker": cmd_worker,
+    "worker": cmd_worker, "keys": cmd_keys,
 }
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 
@@ -228,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from leadflow.secret_guard import install_log_redaction, redact
+
+    install_log_redaction()
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -235,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"leadflow: {exc}", file=sys.stderr)
+        print(redact(f"leadflow: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("leadflow: interrupted", file=sys.stderr)
@@ -243,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one readable line; the traceback only with --debug
         if debug:
             raise
-        print(f"leadflow: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact(f"leadflow: error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
 

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(1024 * 1024, ge=256)
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    max_events_per_request: int = Field(2_500, ge=1)
+    http_header_timeout_s: float = Field(10.0, gt=0)  # a connection must send its headers within this
+    http_body_timeout_s: float = Field(30.0, gt=0)  # ... and its whole body within this (else 408)
+    produce_timeout_s: float = Field(10.0, gt=0)  # the broker must acknowledge a request's events within this
+    # Write keys (`leadflow keys`): ingest keeps them in memory and reloads them this often.
+    keys_refresh_s: float = Field(2.0, gt=0)
+    key_default_rate: float = Field(1_000.0, gt=0)  # events/s of a key created without --rate
     batch_max_rows: int = Field(20_000, ge=1)
     batch_max_seconds: float = Field(0.5, gt=0)
     # The embedded broker holds every message in memory (~1 KiB per event over its topics) and

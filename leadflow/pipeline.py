@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from leadflow import warehouse
 from leadflow.broker import ensure_topics
 from leadflow.config import Settings
+from leadflow.secret_guard import check_fingerprint
 from leadflow.lease import FencedStage, Lease
 from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageRunner, StageStopped, describe, in_stage_thread,
                              send_all, start_producer)
@@ -86,7 +87,8 @@ def stage_dead_letter(stage: str, record: ConsumerRecord, exc: BaseException) ->
         dead_letter_id=f"{digest}#stage", rejected_at=datetime.now(timezone.utc),
         source=text("source") or f"stage:{stage}", origin=f"{stage}:{place}", event_id=text("event_id"),
         event_type=text("type"), error_kind="processing", errors=[("", f"{stage}: {describe(exc, 1000)}")],
-        raw=record.value or b"", processor=STAGE_PROCESSOR,
+        raw=record.value or b"", raw_length=len(record.value or b""),
+        raw_sha256=hashlib.sha256(record.value or b"").hexdigest(), processor=STAGE_PROCESSOR,
     )
 
 
@@ -121,6 +123,7 @@ class Pipeline:
 
     async def __aenter__(self) -> "Pipeline":
         tune_gc()
+        check_fingerprint(self.client, self.settings.identity_secret)  # before anything is written
         await ensure_topics(self.bootstrap, {t: self.settings.topic_partitions for t in self.topics.all()},
                             self.settings.replication_factor)
         self.producer = await start_producer(self.bootstrap)

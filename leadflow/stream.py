@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka import errors as kafka_errors
 from clickhouse_connect.driver import exceptions as ch_errors
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_random_exponential
+from aiokafka.errors import KafkaError
 
 from leadflow import faults, metrics
 from leadflow.warehouse import WarehouseError
@@ -60,13 +61,30 @@ async def in_stage_thread(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_STAGE_THREAD, functools.partial(fn, *args))
 
 
-async def start_producer(bootstrap: str) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, max_request_size=16 << 20,
-        acks="all", enable_idempotence=False,
-    )
+async def start_producer(bootstrap: str, *, idempotent: bool = False) -> AIOKafkaProducer:
+    """A producer waiting for every in-sync replica (acks=all). `idempotent`: the broker drops a batch
+    the producer sends again after a lost acknowledgement (ingest). A broker without idempotent
+    producers (the embedded Tansu answers InitProducerId with an error) gets a plain acks=all one,
+    with a warning: a resent batch then lands twice and the sinks drop the copy by event_id."""
+    if idempotent:
+        producer = _producer(bootstrap, True)
+        try:
+            await producer.start()
+            return producer
+        except KafkaError as exc:
+            await producer.stop()
+            log.warning("broker %s refused an idempotent producer (%s): producing with acks=all only",
+                        bootstrap, type(exc).__name__)
+    producer = _producer(bootstrap, False)
     await producer.start()
     return producer
+
+
+def _producer(bootstrap: str, idempotent: bool) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, max_request_size=16 << 20,
+        acks="all", enable_idempotence=idempotent,
+    )
 
 
 @dataclass

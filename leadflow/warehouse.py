@@ -25,6 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from leadflow import metrics
 from leadflow.config import Settings
+from leadflow.secret_guard import redact
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def _new_client(dsn: str, db: str, *, create_database: bool) -> Client:
                 bootstrap.close()
         return clickhouse_connect.get_client(dsn=dsn, database=db)
     except Exception as exc:  # clickhouse-connect raises several types
-        raise WarehouseError(f"cannot open warehouse {dsn}: {exc}") from exc
+        raise WarehouseError(f"cannot open warehouse {redact(dsn)}: {redact(str(exc))}") from exc
 
 
 # Versioned tables the KPI queries read with FINAL. A replay rewrites the same rows many

@@ -22,6 +22,7 @@ from leadflow.config import load_settings
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ROOT.parent / "shared" / "contract"
 _counter = itertools.count()
+TEST_IDENTITY_SECRET = "leadflow-test-secret-0f3c9a"
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +69,7 @@ def settings(broker, chdb_dir, monkeypatch, warehouse_kind, request):
     return load_settings(
         kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"t{n}_{tag}",
         topic_prefix=f"t{n}-{tag}", topic_partitions=3, batch_max_seconds=0.1, clickhouse_url=url,
+        identity_secret=TEST_IDENTITY_SECRET,  # not the development one: a broker is configured
     )
 
 

@@ -1,27 +1,44 @@
 """HTTP ingest: `POST /v1/events`, `GET /healthz`, `GET /metrics`.
 
 The body is a JSON array of events or JSON Lines. Each event gets a status in
-the response: accepted (produced to the raw topic), duplicate (its event_id is
-already stored or was just accepted), or rejected (with every error; the
-original bytes go to the dead-letter topic). Bodies over `max_body_bytes` get
-413 and nothing of them is processed.
+the response: accepted (the broker has it), duplicate (its event_id came earlier
+in the same request), or rejected (with every error; the original bytes go to
+the dead-letter topic). The answer comes only after the broker acknowledged
+every event of the request: a broker that fails or is too slow gets the client a
+503 with Retry-After and nothing is reported stored, so the retry lands (the
+warehouse sink drops event_ids it already has).
+
+With write keys (`leadflow keys`; `serve` without `--no-auth`), a request needs
+one (HTTP Basic with the key as user name and an empty password, or Bearer):
+none or unknown 401, revoked 403, over the key's quota 429 with Retry-After.
+Limits: `max_body_bytes` (413, checked before the body is read),
+`max_events_per_request` (413), header and body read timeouts (408).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import ipaddress
 import logging
 import signal
+import time
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline
-from services.ingest.publish import Publisher
+from leadflow.stream import start_producer
+from services.ingest.body import BodyRefused, read_body, split_body
+from services.ingest.keys import IngestKey, KeyStore
+from services.ingest.publish import PublishError, Publisher
+from services.ingest.quota import Quotas
 from services.ingest.validate import InputOccurrences, Validator
 
 log = logging.getLogger(__name__)
@@ -29,31 +46,104 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 SETTINGS = web.AppKey("settings", Settings)
 HEALTH = web.AppKey("health", object)  # () -> (healthy, report): Pipeline.health
+KEYS = web.AppKey("keys", KeyStore)  # absent: no authentication (--no-auth, in-process callers)
+QUOTAS = web.AppKey("quotas", Quotas)
+BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+
+BROKER_RETRY_AFTER_S = 5
+# Bodies over this size (or of unknown size) are read and processed two at a time, so many
+# large hostile requests at once cost two bodies of memory, not all of them.
+BIG_BODY_BYTES = 256 * 1024
+BIG_BODIES_AT_ONCE = 2
 
 
-def split_body(body: bytes) -> list[bytes]:
-    """A JSON array becomes one item per element; anything else is JSON Lines."""
-    stripped = body.strip()
-    if stripped.startswith(b"["):
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key of `Authorization: Bearer KEY` or `Basic base64(KEY:)`, else None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip() or None
+    if scheme == "basic":
         try:
-            items = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            return [stripped]  # rejected as not JSON, bytes kept
-        if isinstance(items, list):
-            return [orjson.dumps(item) for item in items]
-    return [line.rstrip(b"\r") for line in body.split(b"\n") if line.strip()]
+            user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user if sep and not password and user else None
+    return None
 
 
-async def post_events(request: web.Request) -> web.Response:
+_UNAUTHORIZED = {"WWW-Authenticate": 'Basic realm="leadflow ingest", charset="UTF-8"'}
+
+
+def authenticate(request: web.Request) -> IngestKey | None | web.Response:
+    """The request's key, None without authentication, or the 401/403 answer."""
+    store = request.app.get(KEYS)
+    if store is None:
+        return None
+    key = presented_key(request)
+    if key is None:
+        return _error(401, "a write key is required: HTTP Basic with the key as user name and an empty "
+                           "password, or Authorization: Bearer KEY", _UNAUTHORIZED)
+    record = store.lookup(key)
+    if record is None:
+        return _error(401, "unknown write key", _UNAUTHORIZED)
+    if record.revoked:
+        return _error(403, f"write key {record.key_id} is revoked")
+    return record
+
+
+async def post_events(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.read()  # aiohttp enforces client_max_size while reading
-    lines = split_body(body)
-    source = request.headers.get("X-Leadflow-Source", "http")
-    statuses = await request.app[PUBLISHER].publish(lines, origin="http", default_source=source,
-                                                    occurrences=InputOccurrences())
+    auth = authenticate(request)
+    if isinstance(auth, web.Response):
+        return auth
+    quotas = request.app[QUOTAS]
+    if auth is not None:
+        wait = quotas.retry_after(auth.key_id, auth.rate, auth.burst, 0)
+        if wait:
+            return _error(429, f"over the quota of write key {auth.key_id} ({auth.rate:g} events/s)",
+                          {"Retry-After": str(wait)})
+    big = request.content_length is None or request.content_length > BIG_BODY_BYTES
+    gate = request.app[BIG_BODIES] if big else contextlib.nullcontext()
+    try:
+        if big:
+            try:
+                await asyncio.wait_for(gate.acquire(), timeout=settings.http_body_timeout_s)
+            except asyncio.TimeoutError:
+                return _error(503, "too many large requests at once", {"Retry-After": "1"})
+        try:
+            body = await read_body(request, settings.max_body_bytes, settings.http_body_timeout_s)
+            lines = split_body(body, settings.max_events_per_request)
+        except BodyRefused as refused:
+            response = _error(refused.status, refused.message, refused.headers)
+            if refused.status in (408, 413):
+                response.force_close()  # the rest of the body is not read
+            return response
+        del body
+        if auth is not None:
+            wait = quotas.retry_after(auth.key_id, auth.rate, auth.burst, len(lines))
+            if wait:
+                return _error(429, f"over the quota of write key {auth.key_id} ({auth.rate:g} events/s, "
+                                   f"burst {auth.burst})", {"Retry-After": str(wait)})
+            source, key_source = auth.source, auth.source
+        else:
+            source, key_source = request.headers.get("X-Leadflow-Source", "http"), None
+        try:
+            statuses = await request.app[PUBLISHER].publish(lines, origin="http", default_source=source,
+                                                            occurrences=InputOccurrences(), key_source=key_source)
+        except PublishError as exc:
+            log.warning("ingest answered 503: %s", exc)
+            return _error(503, "the broker did not acknowledge the events; nothing was stored: retry",
+                          {"Retry-After": str(BROKER_RETRY_AFTER_S)})
+    finally:
+        if big:
+            gate.release()
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for s in statuses:
         counts[s.status] += 1
@@ -76,23 +166,109 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return resp
 
 
-def make_app(settings: Settings, publisher: Publisher, health=None) -> web.Application:
+def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = None, health=None) -> web.Application:
+    """`keys`: the write keys requests must carry; None serves without authentication. `health`:
+    () -> (healthy, report), Pipeline.health, for /healthz."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PUBLISHER] = publisher
+    if keys is not None:
+        app[KEYS] = keys
     if health is not None:
         app[HEALTH] = health
+    app[QUOTAS] = Quotas()
+    app[BIG_BODIES] = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
+class _TimedRequestHandler(RequestHandler):
+    """aiohttp's connection handler, where a connection that has not sent a whole request head
+    within the header timeout gets 408 and is closed (aiohttp itself only closes idle ones)."""
+
+    def __init__(self, *args, header_timeout_s: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._heads = 0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self._loop.call_later(self._header_timeout_s, self._header_deadline, self._heads)
+
+    def _header_deadline(self, heads_then: int) -> None:
+        self._header_timer = None
+        if self._request_count == heads_then and self.transport is not None and not self._force_close:
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            self.force_close()
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count != before:  # a head arrived: the next one has its own deadline
+            self._heads = self._request_count
+            self._arm()
+
+    def connection_lost(self, exc) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+
+class _TimedServer(web.Server):
+    def __init__(self, *args, header_timeout_s: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
+
+    def __call__(self) -> RequestHandler:
+        return _TimedRequestHandler(self, loop=self._loop, header_timeout_s=self._header_timeout_s, **self._kwargs)
+
+
+class _AppRunner(web.AppRunner):
+    def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs):
+        super().__init__(app, **kwargs)
+        self._header_timeout_s = header_timeout_s
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        timed = _TimedServer(server.request_handler, request_factory=server.request_factory,
+                             handler_cancellation=server.handler_cancellation, loop=server._loop,
+                             header_timeout_s=self._header_timeout_s, **server._kwargs)
+        return timed
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @contextlib.asynccontextmanager
-async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int):
-    publisher = Publisher(Validator(settings), pipe.producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
-                          warehouse=client)
-    runner = web.AppRunner(make_app(settings, publisher, pipe.health), access_log=None)
+async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int, *,
+                      keys: KeyStore | None = None):
+    """The ingest app on host:port, producing through its own idempotent producer. `keys`: require
+    write keys (refreshed in the background while the app runs); None: no authentication."""
+    producer = await start_producer(pipe.bootstrap, idempotent=True)
+    publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
+                          report_repeats=True, produce_timeout_s=settings.produce_timeout_s)
+    refresher = None
+    if keys is not None:
+        await asyncio.to_thread(keys.refresh)
+        refresher = asyncio.create_task(keys.run(), name="ingest-keys")
+    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health), access_log=None,
+                        header_timeout_s=settings.http_header_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -100,21 +276,29 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
         yield runner.addresses[0], publisher
     finally:
         await runner.cleanup()
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await producer.stop()
 
 
-async def serve(settings: Settings, ingest_only: bool = False) -> None:
+async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True) -> None:
     """HTTP ingest. Embedded default: every stage runs in this process behind it. `ingest_only`
     (production, with LEADFLOW_KAFKA_BOOTSTRAP): only validate and produce; `leadflow worker`
-    processes run the stages."""
+    processes run the stages. `auth`: require write keys (`--no-auth` only on loopback)."""
     client = warehouse.open_warehouse(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    keys = KeyStore(client, settings.keys_refresh_s) if auth else None
     with broker_for(settings) as bootstrap:
         async with (Pipeline(settings, bootstrap, client, single_process=False, stages=()) if ingest_only
                     else Pipeline(settings, bootstrap, client)) as pipe:
-            async with running_app(settings, pipe, client, settings.http_host, settings.http_port) as (addr, _):
-                print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics)",
-                      flush=True)
+            async with running_app(settings, pipe, client, settings.http_host, settings.http_port,
+                                   keys=keys) as (addr, _):
+                how = f"{len(keys.keys)} write key(s)" if keys is not None else "NO AUTHENTICATION"
+                print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
+                      f"{how})", flush=True)
                 await pipe.run_until(stop)  # a stage that gives up ends serve with an error

@@ -2,16 +2,17 @@
 invalid ones to the dead-letter topic. Used by the HTTP endpoint and by replay."""
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from clickhouse_connect.driver.client import Client
 
 from leadflow import metrics
 from leadflow.stream import OffsetTracker, send_all
 from leadflow.topics import Topics
-from services.ingest.sink import existing_event_ids
 from services.ingest.validate import AcceptedEvent, DeadLetter, InputOccurrences, Validator
 
 
@@ -29,20 +30,15 @@ class Status:
         return out
 
 
-class RecentIds:
-    """event_ids produced lately by this process (bounded), for answering `duplicate` at once."""
+@dataclass(slots=True)
+class Parsed:
+    """An input already parsed (an element of a JSON array): its value, and how to get its bytes."""
+    value: Any
+    raw: Callable[[], bytes]
 
-    def __init__(self, capacity: int = 1_000_000):
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
-
-    def add(self, event_id: str) -> None:
-        self._ids[event_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+class PublishError(RuntimeError):
+    """The broker did not acknowledge the events in time: nothing of the request may be reported stored."""
 
 
 @dataclass
@@ -70,57 +66,121 @@ def record_ingest_metrics(counts: Counter) -> None:
             metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]), reason=key[3]).inc(n)
 
 
+class GroupSender:
+    """Produces the messages of concurrent callers together: while one send is with the broker,
+    the next callers' messages gather and go as one batch per partition when it returns.
+
+    aiokafka sends one record batch per partition per produce request, so a batch per HTTP request
+    would cap ingest at one request per broker round trip and partition (~80 requests/s measured
+    on the embedded broker); gathered, a round trip carries every request that came meanwhile."""
+
+    def __init__(self, producer: AIOKafkaProducer, tracker: OffsetTracker):
+        self.producer = producer
+        self.tracker = tracker
+        self._waiting: list[tuple[list[tuple[str, list]], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def send(self, parts: list[tuple[str, list]]) -> None:
+        """Produce each (topic, messages) of `parts`; returns once the broker has all of them."""
+        if not any(messages for _, messages in parts):
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((parts, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ingest-group-send")
+        await future
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            by_topic: dict[str, list] = {}
+            for parts, _ in group:
+                for topic, messages in parts:
+                    by_topic.setdefault(topic, []).extend(messages)
+            try:
+                await asyncio.gather(*(send_all(self.producer, topic, messages, self.tracker)
+                                       for topic, messages in by_topic.items()))
+            except Exception as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+
 class Publisher:
+    """Validates inputs and produces them; the broker's acknowledgement is the only `accepted`.
+
+    Nothing here asks the warehouse: duplicates are dropped by the warehouse sink (by event_id),
+    so ingest keeps accepting while the warehouse is down and a client's retry after a failure
+    always lands. `report_repeats`: an event_id repeated within one call is answered `duplicate`
+    (HTTP) instead of being produced twice."""
+
     def __init__(self, validator: Validator, producer: AIOKafkaProducer, topics: Topics, *,
-                 max_event_bytes: int, warehouse: Client | None = None):
+                 max_event_bytes: int, report_repeats: bool = False, produce_timeout_s: float | None = None):
         self.validator = validator
         self.producer = producer
         self.topics = topics
         self.max_event_bytes = max_event_bytes
-        self.warehouse = warehouse  # set: answer `duplicate` before producing (HTTP)
-        self.recent = RecentIds()
+        self.report_repeats = report_repeats
+        self.produce_timeout_s = produce_timeout_s
         self.tracker = OffsetTracker()
+        self.sender = GroupSender(producer, self.tracker)
         self.totals = PublishTotals()
         self.metric_counts: Counter = Counter()  # what record_ingest_metrics was given, for another process
 
-    async def publish(self, lines: list[bytes], *, origin: str, default_source: str,
-                      occurrences: InputOccurrences) -> list[Status]:
-        results: list[AcceptedEvent | DeadLetter] = []
-        for raw in lines:
-            if len(raw) > self.max_event_bytes:
-                results.append(self.validator.too_large(raw, origin=origin, default_source=default_source,
-                                                        occurrences=occurrences, limit=self.max_event_bytes))
-            else:
-                results.append(self.validator.check(raw, origin=origin, default_source=default_source,
-                                                    occurrences=occurrences))
-        known: set[str] = set()
-        if self.warehouse is not None:
-            ids = [r.event_id for r in results if isinstance(r, AcceptedEvent) and r.event_id not in self.recent]
-            known = existing_event_ids(self.warehouse, ids)
+    def _validate(self, item: bytes | Parsed, origin: str, default_source: str, occurrences: InputOccurrences,
+                  key_source: str | None, now: datetime) -> AcceptedEvent | DeadLetter:
+        if isinstance(item, Parsed):
+            return self.validator.check_value(item.value, item.raw, origin=origin, default_source=default_source,
+                                              occurrences=occurrences, key_source=key_source, received_at=now)
+        if len(item) > self.max_event_bytes:
+            return self.validator.too_large(item, origin=origin, default_source=default_source,
+                                            occurrences=occurrences, limit=self.max_event_bytes)
+        return self.validator.check(item, origin=origin, default_source=default_source, occurrences=occurrences,
+                                    key_source=key_source, received_at=now)
+
+    async def publish(self, lines: Sequence[bytes | Parsed], *, origin: str, default_source: str,
+                      occurrences: InputOccurrences, key_source: str | None = None) -> list[Status]:
+        """Validate `lines` and produce them; returns a status per line once the broker has them all.
+        Raises PublishError when the broker does not acknowledge them within `produce_timeout_s`."""
+        now = datetime.now(timezone.utc)  # one received_at per call
+        results = [self._validate(item, origin, default_source, occurrences, key_source, now) for item in lines]
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
+        seen: set[str] = set()
         counts: Counter = Counter({("received", default_source): len(lines)})
+        repeats: Counter = Counter()
         for i, res in enumerate(results):
             if isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
                 statuses.append(Status(i, "rejected", res.event_id, res.errors))
                 counts[("rejected", metrics.type_label(res.event_type), res.source, res.error_kind)] += 1
-                self._count_rejection(res)
-            elif self.warehouse is not None and (res.event_id in self.recent or res.event_id in known):
+            elif self.report_repeats and res.event_id in seen:
                 statuses.append(Status(i, "duplicate", res.event_id))
-                metrics.EVENTS_DUPLICATE.labels(type=res.type).inc()
+                repeats[res.type] += 1
             else:
+                seen.add(res.event_id)
                 raw_msgs.append((res.key, res.value))
-                if self.warehouse is not None:
-                    self.recent.add(res.event_id)
                 statuses.append(Status(i, "accepted", res.event_id))
                 counts[("accepted", res.type, res.source)] += 1
+        try:
+            await asyncio.wait_for(self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)]),
+                                   timeout=self.produce_timeout_s)
+        except Exception as exc:  # any failure: the caller must not report these stored
+            metrics.PROCESSING_ERRORS.labels(stage="ingest").inc()
+            raise PublishError(f"the broker did not take the events: {type(exc).__name__}: {exc}") from exc
         record_ingest_metrics(counts)
+        for event_type, n in repeats.items():
+            metrics.EVENTS_DUPLICATE.labels(type=event_type).inc(n)
         self.metric_counts.update(counts)
-        await send_all(self.producer, self.topics.raw, raw_msgs, self.tracker)
-        await send_all(self.producer, self.topics.deadletter, dead_msgs, self.tracker)
         self.totals.read += len(lines)
         self.totals.published += len(raw_msgs)
+        for res in results:
+            if isinstance(res, DeadLetter):
+                self._count_rejection(res)
         return statuses
 
     def _count_rejection(self, dead: DeadLetter) -> None:

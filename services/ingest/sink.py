@@ -9,6 +9,7 @@ the warehouse check turns the replay into duplicates, never double rows.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections import Counter
 from datetime import datetime
 
@@ -24,7 +25,8 @@ from leadflow.warehouse import insert_rows, stage_keys
 RAW_COLUMNS = ["event_id", "type", "occurred_at", "received_at", "source", "identity_keys",
                "conversation_id", "call_id", "campaign_id", "channel", "payload"]
 DEAD_LETTER_COLUMNS = ["dead_letter_id", "rejected_at", "source", "origin", "event_id", "event_type",
-                       "error_kind", "errors", "raw_payload", "processor", "processor_version"]
+                       "error_kind", "errors", "raw_payload", "processor", "processor_version", "raw_length",
+                       "raw_sha256"]
 
 
 def _ts(value: str) -> datetime:
@@ -91,11 +93,13 @@ class RawEventSink:
 
 
 def dead_letter_row(message: dict) -> tuple:
+    raw = base64.b64decode(message["raw_b64"])
     return (
         message["dead_letter_id"], _ts(message["rejected_at"]), message["source"], message["origin"],
         message["event_id"], message["event_type"], message["error_kind"],
-        [tuple(e) for e in message["errors"]], base64.b64decode(message["raw_b64"]),
-        message["processor"], message["processor_version"],
+        [tuple(e) for e in message["errors"]], raw, message["processor"], message["processor_version"],
+        # messages written before 0020 carried the whole original
+        message.get("raw_length", len(raw)), message.get("raw_sha256") or hashlib.sha256(raw).hexdigest(),
     )
 
 

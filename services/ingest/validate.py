@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 
@@ -43,7 +44,9 @@ class DeadLetter:
     event_type: str
     error_kind: str  # not_json | schema | size | processing (a stage could not handle it)
     errors: list[tuple[str, str]]
-    raw: bytes
+    raw: bytes  # the original bytes, cut to at most max_event_bytes
+    raw_length: int  # length of the whole original
+    raw_sha256: str  # of the whole original
     processor: str = PROCESSOR
 
     def to_message(self) -> bytes:
@@ -57,6 +60,8 @@ class DeadLetter:
             "error_kind": self.error_kind,
             "errors": self.errors,
             "raw_b64": base64.b64encode(self.raw).decode("ascii"),
+            "raw_length": self.raw_length,
+            "raw_sha256": self.raw_sha256,
             "processor": self.processor,
             "processor_version": __version__,
         })
@@ -87,7 +92,7 @@ def _str_field(obj: Any, name: str, limit: int) -> str:
     if isinstance(obj, dict):
         val = obj.get(name)
         if isinstance(val, str):
-            return val[:limit]
+            return _clean(val[:limit])
     return ""
 
 
@@ -105,9 +110,31 @@ def partition_key(event: dict[str, Any]) -> bytes:
     return f"event:{event['event_id']}".encode()
 
 
+def _bad_floats(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinite float in `value` (orjson parses neither, but a big
+    integer literal becomes a float and a model can compute one), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _bad_floats(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _bad_floats(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+Raw = bytes | Callable[[], bytes]  # an input's bytes, or how to get them when they are needed (rarely)
+
+
 class Validator:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.max_event_bytes = settings.max_event_bytes
         self.hasher = IdentityHasher(settings.identity_secret)
         self._ctx = ContractContext(
             reporting_currency=settings.reporting_currency,
@@ -116,10 +143,17 @@ class Validator:
             conversation_channels=settings.conversation_channels,
             received_at=datetime.now(timezone.utc),
         )
+        self._ctx_now, self._ctx_at = self._ctx, None
+
+    def _context(self, now: datetime) -> ContractContext:
+        """The contract context at `now` (made once per instant: the inputs of one call share it)."""
+        if self._ctx_at is not now:
+            self._ctx_now, self._ctx_at = replace(self._ctx, received_at=now), now
+        return self._ctx_now
 
     def check(
         self, raw: bytes, *, origin: str, default_source: str, occurrences: InputOccurrences,
-        received_at: datetime | None = None,
+        received_at: datetime | None = None, key_source: str | None = None,
     ) -> AcceptedEvent | DeadLetter:
         now = received_at or datetime.now(timezone.utc)
         try:
@@ -127,26 +161,61 @@ class Validator:
         except orjson.JSONDecodeError as exc:
             return self._dead(raw, None, origin, default_source, occurrences, now, "not_json",
                               [("", f"not valid JSON: {exc}")])
+        return self.check_value(obj, raw, origin=origin, default_source=default_source, occurrences=occurrences,
+                                received_at=now, key_source=key_source)
+
+    def check_value(
+        self, obj: Any, raw: Raw, *, origin: str, default_source: str, occurrences: InputOccurrences,
+        received_at: datetime | None = None, key_source: str | None = None,
+    ) -> AcceptedEvent | DeadLetter:
+        """Validate a parsed input. `key_source`: the source of the write key it came with: an event
+        without a source gets it, an event with another source is rejected."""
+        now = received_at or datetime.now(timezone.utc)
+        if key_source is not None and isinstance(obj, dict):
+            given = obj.get("source")
+            if given is None:
+                obj = {**obj, "source": key_source}
+            elif given != key_source:
+                shown = given if isinstance(given, str) else type(given).__name__
+                return self._dead(raw, obj, origin, default_source, occurrences, now, "schema", [
+                    ("source", f"source {shown[:64]!r} differs from the source of the write key ({key_source!r}); "
+                               f"leave it out or send it with a key of that source")])
         try:
-            event = validate_event(obj, replace(self._ctx, received_at=now))
+            event = validate_event(obj, self._context(now))
+            data = event.model_dump(mode="json", exclude_none=True)
         except ContractError as exc:
             return self._dead(raw, obj, origin, default_source, occurrences, now, "schema", list(exc.errors))
-        data = event.model_dump(mode="json", exclude_none=True)
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:  # validation is total
+            return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
+                              [("", f"unusable value: {type(exc).__name__}: {str(exc)[:200]}")])
         hashed = self.hasher.hash_identity(data.get("identity"))
         if hashed:
             data["identity"] = hashed
         else:
             data.pop("identity", None)
         data["received_at"] = now.isoformat(timespec="milliseconds")
-        return AcceptedEvent(event.event_id, event.type, event.source, partition_key(data), orjson.dumps(data))
+        try:
+            value = orjson.dumps(data)
+        except TypeError as exc:  # e.g. a lone surrogate in a string: not encodable as UTF-8
+            return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
+                              [("", f"not encodable as UTF-8 JSON: {exc}")])
+        # orjson writes NaN and infinity as null, and the dump has no null otherwise (exclude_none)
+        bad = _bad_floats(data) if b"null" in value else None
+        if bad is not None:
+            return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
+                              [(bad, "not a finite number")])
+        return AcceptedEvent(event.event_id, event.type, event.source, partition_key(data), value)
 
     def too_large(self, raw: bytes, *, origin: str, default_source: str, occurrences: InputOccurrences,
                   limit: int) -> DeadLetter:
         return self._dead(raw, None, origin, default_source, occurrences, datetime.now(timezone.utc), "size",
                           [("", f"event of {len(raw)} bytes exceeds the {limit}-byte limit")])
 
-    def _dead(self, raw: bytes, obj: Any, origin: str, default_source: str, occurrences: InputOccurrences,
+    def _dead(self, raw: Raw, obj: Any, origin: str, default_source: str, occurrences: InputOccurrences,
               now: datetime, kind: str, errors: list[tuple[str, str]]) -> DeadLetter:
+        if not isinstance(raw, bytes):
+            raw = raw()
+        sha = hashlib.sha256(raw).hexdigest()
         return DeadLetter(
             dead_letter_id=occurrences.dead_letter_id(origin, raw),
             rejected_at=now,
@@ -155,6 +224,13 @@ class Validator:
             event_id=_str_field(obj, "event_id", 128),
             event_type=_str_field(obj, "type", 64),
             error_kind=kind,
-            errors=errors,
-            raw=raw,
+            errors=[(_clean(p), _clean(m)) for p, m in errors],
+            raw=raw[:self.max_event_bytes],
+            raw_length=len(raw),
+            raw_sha256=sha,
         )
+
+
+def _clean(text: str) -> str:
+    """An error text that encodes as UTF-8 (an error can quote a lone surrogate of the input)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
