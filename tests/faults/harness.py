@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "faults"
 PREFIX = "faults"
 PARTITIONS = 3
+IDENTITY_SECRET = "leadflow-faults-secret-5b1e7d"  # not the development one: a broker is configured
 
 
 def free_port() -> int:
@@ -56,8 +57,12 @@ class Process:
         self.name, self.argv, self.env, self.log = name, argv, env, log
         self.proc: subprocess.Popen | None = None
         self.kills = 0
+        self.exits: list[int] = []  # exit codes of the times it ended on its own (restarted by supervise)
+        self.armed = False  # started with a LEADFLOW_FAULT_KILL_AT point
+        self.self_kills = 0  # times it killed itself at that point
 
     def start(self, extra_env: dict[str, str] | None = None) -> "Process":
+        self.armed = bool(extra_env and "LEADFLOW_FAULT_KILL_AT" in extra_env)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "leadflow.cli", *self.argv], cwd=ROOT,
                                          env={**self.env, **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
@@ -136,7 +141,8 @@ class Production:
         env.update(LEADFLOW_KAFKA_BOOTSTRAP=self.broker.bootstrap, LEADFLOW_CLICKHOUSE_URL=self.warehouse.url,
                    LEADFLOW_CLICKHOUSE_DATABASE=DATABASE, LEADFLOW_TOPIC_PREFIX=PREFIX,
                    LEADFLOW_TOPIC_PARTITIONS=str(PARTITIONS), LEADFLOW_BATCH_MAX_SECONDS=str(self.batch_max_seconds),
-                   LEADFLOW_WAREHOUSE_DIR=str(self.root / "unused-embedded-warehouse"), PYTHONUNBUFFERED="1")
+                   LEADFLOW_WAREHOUSE_DIR=str(self.root / "unused-embedded-warehouse"), PYTHONUNBUFFERED="1",
+                   LEADFLOW_IDENTITY_SECRET=IDENTITY_SECRET)
         return env
 
     def start_broker(self, port: int | None = None) -> None:
@@ -175,7 +181,7 @@ class Production:
         """Start one more process of a role: `ingest` or a worker role of STAGES."""
         self._serial += 1
         if role == "ingest":
-            argv = ["serve", "--ingest-only", "--port", str(self.ingest_port)]
+            argv = ["serve", "--ingest-only", "--no-auth", "--port", str(self.ingest_port)]  # loopback only
         else:
             argv = ["worker"] + [a for stage in self.STAGES[role] for a in ("--stage", stage)]
         proc = Process(f"{role}-{self._serial}", argv, self.env(), self.root / f"{role}-{self._serial}.log")
@@ -189,10 +195,20 @@ class Production:
     def all_processes(self) -> list[Process]:
         return [p for procs in self.processes.values() for p in procs]
 
-    def check_alive(self) -> None:
+    def supervise(self) -> None:
+        """Start again every process that ended on its own, as a supervisor (systemd, Kubernetes)
+        would; each such exit is recorded on the process."""
         for proc in self.all_processes():
-            if not proc.alive:
-                raise RuntimeError(f"{proc.name} died unexpectedly (see {proc.log})")
+            if proc.proc is None or proc.alive:
+                continue
+            if proc.armed and proc.proc.returncode == -9:
+                proc.self_kills += 1  # reached its fault point: back up without it
+            else:
+                proc.exits.append(proc.proc.returncode)
+            proc.start()
+
+    def exits(self) -> list[str]:
+        return [f"{p.name} exited on its own with {code} (restarted)" for p in self.all_processes() for code in p.exits]
 
     def stop(self) -> None:
         for proc in self.all_processes():
@@ -221,12 +237,12 @@ def post(url: str, lines: list[bytes], timeout: float = 30.0) -> int | None:
 
 def post_until_answered(url: str, lines: list[bytes], deadline: float, on_retry=None) -> int:
     """A client's retry loop: send the chunk again until ingest answers it (a 2xx for a stored
-    chunk, 422 when every line is invalid); 5xx and no answer are retried."""
+    chunk, 422 when every line is invalid); 5xx and no answer are retried (`on_retry(status)`)."""
     while time.monotonic() < deadline:
         status = post(url, lines)
         if status is not None and status < 500:
             return status
         if on_retry is not None:
-            on_retry()
+            on_retry(status)
         time.sleep(0.2)
     raise TimeoutError("ingest did not answer a chunk in time")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -79,6 +79,8 @@ class Measure:
     dead_letters_off: int = 0
     settled: bool = False
     detail: str = ""
+    exits: list[str] = field(default_factory=list)  # processes that ended on their own (production)
+    unanswered: int = 0  # chunks sent again: no answer or a 5xx from ingest (production)
 
 
 def settings_for(url: str, database: str) -> Settings:
@@ -96,20 +98,22 @@ def _progress(client) -> tuple[int, int, int, int]:
             one("SELECT uniqExact(dead_letter_id) FROM dead_letters"))
 
 
-def settle_and_measure(client, settings: Settings, data: Input, timeout: float = 300.0) -> Measure:
+def settle_and_measure(client, settings: Settings, data: Input, timeout: float = 300.0, tick=None) -> Measure:
     """Wait until the warehouse holds every event, enriched, and no person awaits attribution;
     then compare every KPI cell with the reference (again until equal or the time is up)."""
     deadline = time.monotonic() + timeout
     m = Measure()
-    quiet_since, last = None, None
     while time.monotonic() < deadline:
-        now = _progress(client)
-        stored, enriched, pending, dead = now
+        try:
+            stored, enriched, pending, dead = _progress(client)
+        except Exception:  # noqa: BLE001 - the warehouse may be coming back
+            time.sleep(0.5)
+            continue
         if stored >= len(data.valid_ids) and enriched >= stored and pending == 0 and dead >= data.invalid:
             m.settled = True
             break
-        if now != last:
-            quiet_since, last = time.monotonic(), now
+        if tick is not None:
+            tick()
         time.sleep(0.5)
     stored, enriched, pending, dead = _progress(client)
     ids = {r[0] for r in client.query("SELECT DISTINCT event_id FROM raw_events").result_rows}

@@ -75,6 +75,7 @@ class KindResult:
         self.cells += m.cells
         if m.detail or not m.settled:
             self.notes.append(m.detail)
+        self.notes.extend(m.exits)
 
     @property
     def ok(self) -> bool:
@@ -85,75 +86,92 @@ class KindResult:
                 f"cells different {self.cells_different}, dead letters off {self.dead_letters_off}")
 
 
-def feed(topo: Production, data: Input, pause: float, on_chunk=None, timeout: float = 600) -> None:
-    """Post the input in chunks, each until answered; `on_chunk(i)` runs before chunk i."""
-    deadline = time.monotonic() + timeout
-    chunks = [data.lines[i:i + CHUNK] for i in range(0, len(data.lines), CHUNK)]
-    for i, chunk in enumerate(chunks):
-        if on_chunk is not None:
-            on_chunk(i, len(chunks))
-        post_until_answered(topo.ingest_url, chunk, deadline)
-        time.sleep(pause)
+@dataclass
+class Window:
+    """A fault kind injected over chunks [start, end) of a run's feed."""
+    kind: str
+    inject: object  # (topo, i, n) -> faults injected, with i and n local to the window
+    start: int = 0
+    end: int | None = None
+    faults: int = 0
+    unanswered: int = 0
 
 
-def production_run(root: Path, data: Input, inject, *, durable_broker: bool = False, pause: float = 0.05,
-                   settle_s: float = 300) -> tuple[int, Measure]:
-    """One production run: start, feed while `inject(topo, i, n)` injects faults before chunk i,
-    settle, measure. Returns (faults injected, measure)."""
+def production_run(root: Path, data: Input, windows: list[Window], *, durable_broker: bool = False,
+                   pause: float = 0.05, settle_s: float = 300) -> Measure:
+    """One production run: start, feed while each window's injector runs before the chunks of its
+    window, settle, measure. Faults and unanswered chunks are counted per window."""
     topo = Production(root, durable_broker=durable_broker)
-    injected = [0]
     try:
         topo.start()
+        current: list[Window | None] = [None]
 
         def on_chunk(i, n):
-            injected[0] += inject(topo, i, n) or 0
+            current[0] = None
+            for w in windows:
+                end = n if w.end is None else min(w.end, n)
+                if w.start <= i < end:
+                    w.faults += w.inject(topo, i - w.start, end - w.start) or 0
+                    current[0] = w
 
-        feed(topo, data, pause, on_chunk)
+        deadline = time.monotonic() + 900
+        unanswered = [0]
+        chunks = [data.lines[i:i + CHUNK] for i in range(0, len(data.lines), CHUNK)]
+        for i, chunk in enumerate(chunks):
+            topo.supervise()
+            on_chunk(i, len(chunks))
+
+            def retried(status, w=current[0]):
+                unanswered[0] += 1
+                if w is not None:
+                    w.unanswered += 1
+
+            post_until_answered(topo.ingest_url, chunk, deadline, on_retry=retried)
+            time.sleep(pause)
         settings = settings_for(topo.warehouse.url, DATABASE)
         client = http_client(topo.warehouse.url, DATABASE)
         try:
-            return injected[0], settle_and_measure(client, settings, data, timeout=settle_s)
+            m = settle_and_measure(client, settings, data, timeout=settle_s, tick=topo.supervise)
         finally:
             client.close()
+        for w in windows:
+            if w.kind.startswith("sigkill-"):
+                w.faults += sum(p.self_kills for p in topo.processes.get(w.kind[len("sigkill-"):], []))
+        m.exits = topo.exits()
+        m.unanswered = unanswered[0]
+        return m
     finally:
         topo.stop()
 
 
-def _kill_moments(rng: random.Random, n_chunks: int, kills: int) -> set[int]:
-    return set(rng.sample(range(1, n_chunks), min(kills, n_chunks - 1)))
-
-
-def kind_sigkill(role: str, kills: int, rng: random.Random):
-    """SIGKILL a `role` process at `kills` random chunks (worker kills alternate between a random
-    moment and the after-write point of the process's next batches), and start it again."""
+def sigkill(role: str, kills: int, rng: random.Random):
+    """SIGKILL the first `role` process at `kills` random chunks of the window and start it again;
+    about every other worker restart is set to kill itself between a coming batch's warehouse write
+    and its offset commit (LEADFLOW_FAULT_KILL_AT); those self-kills count as faults too."""
     stage_of = {"sink": "*", "enrich": "enrich", "attribution": "attribution"}
-    n_chunks = None
-    moments: set[int] = set()
+    moments: list[int] = []
 
     def inject(topo: Production, i: int, n: int) -> int:
-        nonlocal n_chunks, moments
-        if n_chunks is None:
-            n_chunks, moments = n, _kill_moments(rng, n, kills)
-        if i not in moments:
-            return 0
+        if i == 0:
+            moments[:] = sorted(rng.choices(range(n), k=kills)) if n < kills else sorted(rng.sample(range(n), kills))
         proc = topo.processes[role][0]
-        proc.kill()
-        env = None
-        if role != "ingest" and rng.random() < 0.5:
-            env = {"LEADFLOW_FAULT_KILL_AT": f"{stage_of[role]}:after-write:{rng.randint(1, 3)}"}
-        proc.start(env)
-        return 1
+        for _ in range(moments.count(i)):
+            proc.kill()
+            env = None
+            if role != "ingest" and rng.random() < 0.5:
+                env = {"LEADFLOW_FAULT_KILL_AT": f"{stage_of[role]}:after-write:{rng.randint(1, 3)}"}
+            proc.start(env)
+        return moments.count(i)
 
     return inject
 
 
-def kind_broker_restart(restarts: int, rng: random.Random):
-    moments: set[int] = set()
+def broker_restart(restarts: int, rng: random.Random):
+    moments: list[int] = []
 
     def inject(topo: Production, i: int, n: int) -> int:
-        nonlocal moments
-        if not moments:
-            moments = _kill_moments(rng, n, restarts)
+        if i == 0:
+            moments[:] = rng.sample(range(n), min(restarts, n))
         if i in moments:
             topo.restart_broker()
             return 1
@@ -162,47 +180,48 @@ def kind_broker_restart(restarts: int, rng: random.Random):
     return inject
 
 
-def kind_warehouse_down(outage_s: float):
-    """Stop the warehouse under load; keep feeding; ingest must answer 2xx all along."""
-    state = {"down_at": None, "done": False}
+def warehouse_down(outage_s: float):
+    """Stop the warehouse at the window's first chunk and start it again at its last: the chunks
+    between are spread over `outage_s` seconds, so ingest takes events all through the outage."""
+    state = {"down_at": None}
 
     def inject(topo: Production, i: int, n: int) -> int:
-        if state["done"]:
-            return 0
-        if state["down_at"] is None and i == n // 4:
+        if i == 0:
             topo.warehouse.stop()
             state["down_at"] = time.monotonic()
             return 1
-        if state["down_at"] is not None and time.monotonic() - state["down_at"] >= outage_s:
+        if state["down_at"] is None:
+            return 0
+        left = outage_s - (time.monotonic() - state["down_at"])
+        if i == n - 1:
+            time.sleep(max(0.0, left))
             topo.warehouse.start()
-            state["done"] = True
-        elif state["down_at"] is not None and i == n - 1:  # the input ran out first: wait out the outage
-            time.sleep(max(0.0, outage_s - (time.monotonic() - state["down_at"])))
-            topo.warehouse.start()
-            state["done"] = True
+            state["down_at"] = None
+        else:
+            time.sleep(max(0.0, left / (n - 1 - i)))
         return 0
 
-    return inject, state
+    return inject
 
 
-def kind_rebalance(cycles: int):
-    """Add a sink and an attribution worker, then remove them again, `cycles` times over the feed."""
-    state = {"added": False, "cycles": 0}
+def rebalance(cycles: int):
+    """Add a sink and an attribution worker, then remove them (SIGTERM: they leave their groups),
+    `cycles` times, spread over the window."""
+    state = {"added": False}
 
     def inject(topo: Production, i: int, n: int) -> int:
-        every = max(1, n // (2 * cycles + 1))
-        if i == 0 or i % every or state["cycles"] >= cycles:
-            return 0
-        if not state["added"]:
-            topo.add("sink")
-            topo.add("attribution")
-            state["added"] = True
-            return 0
-        topo.remove("sink")
-        topo.remove("attribution")
-        state["added"] = False
-        state["cycles"] += 1
-        return 1
+        actions = [k * n // (2 * cycles) for k in range(2 * cycles)].count(i)  # every one < n
+        done = 0
+        for _ in range(actions):
+            if not state["added"]:
+                topo.add("sink")
+                topo.add("attribution")
+            else:
+                topo.remove("sink")
+                topo.remove("attribution")
+                done += 1
+            state["added"] = not state["added"]
+        return done
 
     return inject
 
@@ -247,40 +266,62 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
     return injected, Measure(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-PROFILES = {  # (runs per kind, faults per run, outage seconds, rebalance cycles)
-    "short": dict(runs=1, kills=2, outage=10.0, cycles=3),
-    "full": dict(runs=1, kills=20, outage=60.0, cycles=10),
+PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "broker-restart",
+                    "warehouse-down", "rebalance"]
+KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
+# full (make faults): 20 SIGKILLs per process role, a 60 s outage, ten rebalances; short (make
+# test): two SIGKILLs, a 10 s outage, two rebalances, on half the visitors. Each run has one kind.
+PROFILES = {
+    "full": dict(kills=20, restarts=2, outage=60.0, cycles=10),
+    "short": dict(kills=2, restarts=1, outage=10.0, cycles=2),
 }
-KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "embedded-sigkill",
-         "broker-restart", "warehouse-down", "rebalance"]
 
 
-def run_kind(kind: str, profile: dict, data: Input, work: Path, seed: int) -> KindResult:
+def window(kind: str, profile: dict, rng: random.Random) -> Window:
+    if kind.startswith("sigkill-"):
+        return Window(kind, sigkill(kind[len("sigkill-"):], profile["kills"], rng))
+    if kind == "broker-restart":
+        return Window(kind, broker_restart(profile["restarts"], rng))
+    if kind == "warehouse-down":
+        return Window(kind, warehouse_down(profile["outage"]))
+    if kind == "rebalance":
+        return Window(kind, rebalance(profile["cycles"]))
+    raise ValueError(f"unknown production fault kind {kind}")
+
+
+def _pause(kind: str, profile: dict, n_chunks: int) -> float:
+    """Feed pace: SIGKILLs ~4 s apart (a restarted worker needs a few seconds to rejoin)."""
+    faults = profile["kills"] if kind.startswith("sigkill-") else profile["cycles"] * 2 if kind == "rebalance" else 1
+    return max(0.05, 4.0 * faults / n_chunks)
+
+
+def _failed(result: "KindResult", data: Input, exc: Exception) -> None:
+    result.runs += 1
+    result.lost += len(data.valid_ids)
+    result.notes.append(f"run failed: {exc!r}")
+
+
+def run_kind(kind: str, profile: dict, data: Input, work: Path, seed: int, runs: int = 1) -> KindResult:
+    """`runs` runs with this kind alone, each from nothing."""
     result = KindResult(kind)
-    for r in range(profile["runs"]):
+    for r in range(runs):
         rng = random.Random(f"{seed}-{kind}-{r}")
         root = work / f"{kind}-{r}"
         try:
-            if kind.startswith("sigkill-"):
-                faults, m = production_run(root, data, kind_sigkill(kind[len("sigkill-"):], profile["kills"], rng))
-            elif kind == "embedded-sigkill":
+            if kind == "embedded-sigkill":
                 faults, m = embedded_run(root, data, profile["kills"], rng)
-            elif kind == "broker-restart":
-                faults, m = production_run(root, data, kind_broker_restart(max(1, profile["kills"] // 10), rng),
-                                           durable_broker=True)
-            elif kind == "warehouse-down":
-                inject, state = kind_warehouse_down(profile["outage"])
-                faults, m = production_run(root, data, inject, pause=0.3)
-            elif kind == "rebalance":
-                faults, m = production_run(root, data, kind_rebalance(profile["cycles"]), pause=0.3)
-            else:
-                raise ValueError(f"unknown fault kind {kind}")
+                result.add(faults, m)
+                continue
+            w = window(kind, profile, rng)
+            n_chunks = -(-len(data.lines) // CHUNK)
+            m = production_run(root, data, [w], durable_broker=kind == "broker-restart",
+                               pause=_pause(kind, profile, n_chunks))
+            result.add(w.faults, m)
+            if kind == "warehouse-down" and w.unanswered:  # ingest must not need the warehouse
+                result.notes.append(f"ingest did not answer {w.unanswered} time(s) during the warehouse outage")
+                result.lost += w.unanswered
         except Exception as exc:  # noqa: BLE001 - a run that cannot finish is a failed run, reported
-            result.runs += 1
-            result.lost += len(data.valid_ids)
-            result.notes.append(f"run {r} failed: {exc!r}")
-            continue
-        result.add(faults, m)
+            _failed(result, data, exc)
     return result
 
 
@@ -288,29 +329,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="leadflow fault suite")
     parser.add_argument("--short", action="store_true", help="the short version (make test)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
-    parser.add_argument("--runs", type=int, default=None, help="runs per kind")
+    parser.add_argument("--runs", type=int, default=None, help="runs per kind (full version)")
     parser.add_argument("--kills", type=int, default=None, help="faults per run (SIGKILL kinds)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--days", type=int, default=3, help="simulated days of input")
+    parser.add_argument("--visitors", type=int, default=None, help="simulated visitors a day (300; short: 150)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     profile = dict(PROFILES["short" if args.short else "full"])
-    if args.runs:
-        profile["runs"] = args.runs
+    args.visitors = args.visitors or (150 if args.short else 300)
     if args.kills:
         profile["kills"] = args.kills
-    data = simulated_input(days=3, visitors_per_day=300, seed=11)
+    data = simulated_input(days=args.days, visitors_per_day=args.visitors, seed=11)
     work = Path(tempfile.mkdtemp(prefix="leadflow-faults-"))
     print(f"fault suite ({'short' if args.short else 'full'}): {len(data.lines)} lines, "
           f"{len(data.valid_ids)} valid events, {data.invalid} invalid; logs in {work}", flush=True)
-    results = []
+    results: list[KindResult] = []
     started = time.monotonic()
-    for kind in [k for k in args.kinds.split(",") if k]:
-        t0 = time.monotonic()
-        res = run_kind(kind, profile, data, work, args.seed)
+
+    def report(res: KindResult, t0: float) -> None:
         results.append(res)
         print(res.line() + f" ({time.monotonic() - t0:.0f} s)", flush=True)
         for note in res.notes[:3]:
             print(f"  {note[:600]}", flush=True)
+
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
+    for kind in kinds:
+        t0 = time.monotonic()
+        report(run_kind(kind, profile, data, work, args.seed, runs=args.runs or 1), t0)
     ok = all(r.ok for r in results)
     print(f"summary: kinds {len(results)}, runs {sum(r.runs for r in results)}, faults injected "
           f"{sum(r.faults for r in results)}, events lost {sum(r.lost for r in results)}, cells different "
