@@ -458,7 +458,6 @@ def test_examples_reference_facts_match_reference(client, settings, facts):
     assert cells > 0
 
 
-@pytest.mark.over_http
 def test_simulated_reference_facts_match_reference(client, settings, facts, sim_file):
     events = read_jsonl(sim_file)
     load_reference_facts(facts, events)
@@ -553,7 +552,6 @@ def test_service_rows_surveys_and_operator_set(client, settings, facts):
     assert ops["op-c"]["csat"] == 1.0 and ops["op-c"]["max_concurrency"] == 0
 
 
-@pytest.mark.over_http
 def test_missed_conversations_and_concurrency(client, settings, facts):
     """S5 and O5 worked by hand."""
     m = timedelta(minutes=1)
@@ -732,7 +730,6 @@ def test_configured_targets_and_timeout(client, settings, facts, sim_file):
     assert svc["messenger"]["sla_rate"] is None  # no target configured
 
 
-@pytest.mark.over_http
 def test_end_to_end_simulated(client, settings, sim_file):
     _replay(settings, sim_file)
     events = read_jsonl(sim_file)

@@ -81,6 +81,7 @@ class Measure:
     detail: str = ""
     exits: list[str] = field(default_factory=list)  # processes that ended on their own (production)
     unanswered: int = 0  # chunks sent again: no answer or a 5xx from ingest (production)
+    timings: dict = field(default_factory=dict)  # seconds per phase (production)
 
 
 def settings_for(url: str, database: str) -> Settings:
@@ -111,6 +112,7 @@ def settle_and_measure(client, settings: Settings, data: Input, timeout: float =
             continue
         if stored >= len(data.valid_ids) and enriched >= stored and pending == 0 and dead >= data.invalid:
             m.settled = True
+            m.timings["settled after"] = timeout - (deadline - time.monotonic())
             break
         if tick is not None:
             tick()

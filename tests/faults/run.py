@@ -102,8 +102,10 @@ def production_run(root: Path, data: Input, windows: list[Window], *, durable_br
     """One production run: start, feed while each window's injector runs before the chunks of its
     window, settle, measure. Faults and unanswered chunks are counted per window."""
     topo = Production(root, durable_broker=durable_broker)
+    t0 = time.monotonic()
     try:
         topo.start()
+        t_started = time.monotonic()
         current: list[Window | None] = [None]
 
         def on_chunk(i, n):
@@ -128,6 +130,7 @@ def production_run(root: Path, data: Input, windows: list[Window], *, durable_br
 
             post_until_answered(topo.ingest_url, chunk, deadline, on_retry=retried)
             time.sleep(pause)
+        t_fed = time.monotonic()
         settings = settings_for(topo.warehouse.url, DATABASE)
         client = http_client(topo.warehouse.url, DATABASE)
         try:
@@ -139,6 +142,7 @@ def production_run(root: Path, data: Input, windows: list[Window], *, durable_br
                 w.faults += sum(p.self_kills for p in topo.processes.get(w.kind[len("sigkill-"):], []))
         m.exits = topo.exits()
         m.unanswered = unanswered[0]
+        m.timings.update({"start": t_started - t0, "feed": t_fed - t_started, "settle+compare": time.monotonic() - t_fed})
         return m
     finally:
         topo.stop()
@@ -269,11 +273,14 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
 PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "broker-restart",
                     "warehouse-down", "rebalance"]
 KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
-# full (make faults): 20 SIGKILLs per process role, a 60 s outage, ten rebalances; short (make
-# test): two SIGKILLs, a 10 s outage, two rebalances, on half the visitors. Each run has one kind.
+# full (make faults): each kind in runs of its own: 20 SIGKILLs per process role, a 60 s outage, ten
+# rebalances. short (make test): one SIGKILL per role, a 10 s outage, two rebalances, half the
+# visitors, and kinds grouped into four runs (one window of the feed per kind).
 PROFILES = {
-    "full": dict(kills=20, restarts=2, outage=60.0, cycles=10),
-    "short": dict(kills=2, restarts=1, outage=10.0, cycles=2),
+    "full": dict(kills=20, restarts=2, outage=60.0, cycles=10, groups=[[k] for k in KINDS]),
+    "short": dict(kills=1, restarts=1, outage=10.0, cycles=2, groups=[
+        ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution"],
+        ["warehouse-down", "rebalance"], ["broker-restart"], ["embedded-sigkill"]]),
 }
 
 
@@ -289,10 +296,10 @@ def window(kind: str, profile: dict, rng: random.Random) -> Window:
     raise ValueError(f"unknown production fault kind {kind}")
 
 
-def _pause(kind: str, profile: dict, n_chunks: int) -> float:
-    """Feed pace: SIGKILLs ~4 s apart (a restarted worker needs a few seconds to rejoin)."""
-    faults = profile["kills"] if kind.startswith("sigkill-") else profile["cycles"] * 2 if kind == "rebalance" else 1
-    return max(0.05, 4.0 * faults / n_chunks)
+def _faults_planned(kind: str, profile: dict) -> int:
+    if kind.startswith("sigkill-"):
+        return profile["kills"]
+    return profile["cycles"] * 2 if kind == "rebalance" else profile["restarts"] if kind == "broker-restart" else 1
 
 
 def _failed(result: "KindResult", data: Input, exc: Exception) -> None:
@@ -301,28 +308,40 @@ def _failed(result: "KindResult", data: Input, exc: Exception) -> None:
     result.notes.append(f"run failed: {exc!r}")
 
 
-def run_kind(kind: str, profile: dict, data: Input, work: Path, seed: int, runs: int = 1) -> KindResult:
-    """`runs` runs with this kind alone, each from nothing."""
-    result = KindResult(kind)
+def run_group(kinds: list[str], profile: dict, data: Input, work: Path, seed: int, runs: int = 1) -> list[KindResult]:
+    """`runs` runs, each from nothing, carrying `kinds` one after another (each in its own window
+    of the feed; a loss in a run counts against every kind it carried)."""
+    results = [KindResult(kind) for kind in kinds]
     for r in range(runs):
-        rng = random.Random(f"{seed}-{kind}-{r}")
-        root = work / f"{kind}-{r}"
-        try:
-            if kind == "embedded-sigkill":
+        rng = random.Random(f"{seed}-{'+'.join(kinds)}-{r}")
+        root = work / f"{'+'.join(kinds)}-{r}"
+        if kinds == ["embedded-sigkill"]:
+            try:
                 faults, m = embedded_run(root, data, profile["kills"], rng)
-                result.add(faults, m)
-                continue
+                results[0].add(faults, m)
+            except Exception as exc:  # noqa: BLE001 - a run that cannot finish is a failed run, reported
+                _failed(results[0], data, exc)
+            continue
+        n_chunks = -(-len(data.lines) // CHUNK)
+        size = max(1, n_chunks // len(kinds))
+        windows = []
+        for k, kind in enumerate(kinds):
             w = window(kind, profile, rng)
-            n_chunks = -(-len(data.lines) // CHUNK)
-            m = production_run(root, data, [w], durable_broker=kind == "broker-restart",
-                               pause=_pause(kind, profile, n_chunks))
-            result.add(w.faults, m)
-            if kind == "warehouse-down" and w.unanswered:  # ingest must not need the warehouse
-                result.notes.append(f"ingest did not answer {w.unanswered} time(s) during the warehouse outage")
-                result.lost += w.unanswered
-        except Exception as exc:  # noqa: BLE001 - a run that cannot finish is a failed run, reported
-            _failed(result, data, exc)
-    return result
+            w.start, w.end = k * size, (k + 1) * size if k < len(kinds) - 1 else None
+            windows.append(w)
+        pause = max(0.05, 4.0 * sum(_faults_planned(k, profile) for k in kinds) / n_chunks)  # ~4 s between faults
+        try:
+            m = production_run(root, data, windows, durable_broker="broker-restart" in kinds, pause=pause)
+        except Exception as exc:  # noqa: BLE001
+            for res in results:
+                _failed(res, data, exc)
+            continue
+        for res, w in zip(results, windows):
+            res.add(w.faults, m)
+            if w.kind == "warehouse-down" and w.unanswered:  # ingest must not need the warehouse
+                res.notes.append(f"ingest did not answer {w.unanswered} time(s) during the warehouse outage")
+                res.lost += w.unanswered
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,9 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(kinds) - set(KINDS)
     if unknown:
         parser.error(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
-    for kind in kinds:
-        t0 = time.monotonic()
-        report(run_kind(kind, profile, data, work, args.seed, runs=args.runs or 1), t0)
+    for group in profile["groups"]:
+        group = [k for k in group if k in kinds]
+        if group:
+            t0 = time.monotonic()
+            for res in run_group(group, profile, data, work, args.seed, runs=args.runs or 1):
+                report(res, t0)
     ok = all(r.ok for r in results)
     print(f"summary: kinds {len(results)}, runs {sum(r.runs for r in results)}, faults injected "
           f"{sum(r.faults for r in results)}, events lost {sum(r.lost for r in results)}, cells different "

@@ -1,8 +1,9 @@
 """The fault suite's short version in `make test`: each fault kind of tests/faults/run.py once
-(two SIGKILLs per process role, a 10 s warehouse outage, two rebalances), plus the in-process
+(a SIGKILL per process role, a 10 s warehouse outage, two rebalances, a broker restart), plus the in-process
 kinds (a transient error in each warehouse write of each stage; a poison record). Every run is
 measured against the independent reference: 0 events lost, 0 KPI cells different, dead letters
-exact. The lines go to the terminal summary (`make faults` runs the full version)."""
+exact. The lines go to the terminal summary (`make faults` runs the full version, each kind alone).
+The short version groups the kinds into four runs (tests/faults/run.py PROFILES)."""
 from __future__ import annotations
 
 import asyncio
@@ -26,17 +27,19 @@ def data():
     return simulated_input(days=2, visitors_per_day=150, seed=11)
 
 
-def _marks(kind: str):
-    reason = KNOWN_FAILURES.get(kind)
-    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+def _group(kinds: list[str]):
+    reasons = [KNOWN_FAILURES[k] for k in kinds if k in KNOWN_FAILURES]
+    marks = [pytest.mark.xfail(strict=True, reason="; ".join(reasons))] if reasons else []
+    return pytest.param(kinds, marks=marks, id="+".join(kinds))
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=_marks(k)) for k in faults.KINDS])
-def test_fault_kind_short(kind, data, tmp_path):
-    result = faults.run_kind(kind, faults.PROFILES["short"], data, tmp_path, seed=1)
-    RESULTS.append(result.line())
-    assert result.faults > 0, f"{kind}: no fault was injected"
-    assert result.ok, result.line() + "\n" + "\n".join(result.notes)
+@pytest.mark.parametrize("kinds", [_group(g) for g in faults.PROFILES["short"]["groups"]])
+def test_fault_kinds_short(kinds, data, tmp_path):
+    results = faults.run_group(kinds, faults.PROFILES["short"], data, tmp_path, seed=1)
+    RESULTS.extend(r.line() for r in results)
+    for r in results:
+        assert r.faults > 0, f"{r.kind}: no fault was injected"
+        assert r.ok, r.line() + "\n" + "\n".join(r.notes)
 
 
 HAVE_INJECT = importlib.util.find_spec("tests.faults_inject") is not None
