@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
 from services.enrich import identity
 from services.enrich.identity import KINDS, IdentityGraph, IdentityGraphError
@@ -91,10 +92,10 @@ def test_a_graph_loaded_from_the_warehouse_goes_on_like_the_one_in_memory(client
     rng = random.Random(42)
     pool = key_pool(rng, 200)
     events = random_events(rng, pool, 600)
-    graph, ref = IdentityGraph(), ReferenceGraph()
+    graph, ref, clock = IdentityGraph(), ReferenceGraph(), VersionClock(["person_keys"])
     for changed in run_batches(graph, ref, events[:400], rng):
         insert_rows(client, "person_keys", ["identity_key", "person_id", "version"],
-                    [(k, p, graph.next_version()) for k, p in changed.items()])
+                    [(k, p, clock.next()) for k, p in changed.items()])
     loaded = IdentityGraph()
     assert loaded.load(client) == len(ref.person_of)
     assert loaded.persons_of(pool) == ref.person_of

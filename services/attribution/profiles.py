@@ -34,6 +34,9 @@ class People:
     deals: list[tuple] = field(default_factory=list)  # (person, deal_id, won_at, revenue)
     touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
     payments: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))  # person -> sum
+    # others that held their identity values before: absorbed by a merge (which moves every
+    # value of a person), so they hold none now and their profiles become tombstones
+    absorbed: set[str] = field(default_factory=set)
 
 
 def load_people(client: Client, person_ids: list[str]) -> People:
@@ -45,11 +48,14 @@ def load_people(client: Client, person_ids: list[str]) -> People:
     """
     people = People()
     stage_keys(client, "attribution_people", person_ids)
-    person_of = dict(client.query(read_sql("person_keys")).result_rows)
+    person_of = {}
+    for key, person, owners in client.query(read_sql("person_keys")).result_rows:
+        person_of[key] = person
+        people.keys[person].append(key)
+        people.absorbed.update(owners)
+    people.absorbed.difference_update(person_ids)
     if not person_of:
         return people
-    for key, person in person_of.items():
-        people.keys[person].append(key)
     stage_keys(client, "attribution_keys", person_of)
     people.deals = [(person_of[key], deal_id, won_at, revenue) for deal_id, key, won_at, revenue
                     in client.query(read_sql("person_deals")).result_rows]
@@ -84,7 +90,11 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
 
 def write_profiles(client: Client, person_ids: list[str], people: People, *, version: int) -> int:
     """Write the profiles of these people (after load_people staged them), with
-    tombstones for those that had one and no longer qualify. Returns rows written."""
+    tombstones for those that had one and no longer qualify, and for the people they
+    absorbed. Returns rows written."""
+    if people.absorbed:
+        person_ids = sorted(set(person_ids) | people.absorbed)
+        stage_keys(client, "attribution_people", person_ids)
     rows = profile_rows(person_ids, people, version=version)
     written = {row[0] for row in rows}
     had = {person for (person,) in client.query(read_sql("profiled_people")).result_rows}

@@ -5,10 +5,14 @@ their profile (services/attribution/profiles.py).
 Credits are stored one row per (deal, model) with all its touches, at a newer
 version than before: a recomputation replaces the old set whole, so a touch
 that left the window loses its credit and nothing is counted twice.
+
+A retry is a replay: a batch reads everything it writes from the warehouse.
+People who held identity values of the batch's people before (absorbed by a
+merge: a merge moves every value of a person) get tombstones for their profiles,
+whether or not enrich announced them.
 """
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
@@ -18,6 +22,7 @@ from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import in_stage_thread
 from leadflow.topics import Stages, Topics
+from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
 from services.attribution.models import MODELS, credit_touches
 from services.attribution.profiles import NONE_CHANNEL, load_people, write_profiles
@@ -43,6 +48,10 @@ def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: tim
     return rows
 
 
+# the versioned tables attribution writes (leadflow/versions.py)
+VERSIONED_TABLES = ("attribution_credits", "person_profiles", "attribution_queue")
+
+
 class AttributionStage:
     name = Stages.ATTRIBUTION
 
@@ -52,23 +61,39 @@ class AttributionStage:
         self.client = client
         self.lookback = timedelta(days=settings.lookback_days)
         self.half_life = timedelta(days=settings.half_life_days)
-        self._version = 0
+        self.clock = VersionClock(VERSIONED_TABLES)
+        self.clock.sync(client)
+        self.stale = False  # a batch failed: sync the versions before the next
         self.recomputed = 0
         self.business = business_metrics.AttributionMetrics(settings)
+        self._uncounted: set[str] = set()  # new deals of a failed attempt (metrics count them once)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         await in_stage_thread(self.process, records)
 
     def process(self, records: list[ConsumerRecord]) -> None:
-        people = sorted({r.value.decode() for r in records})
+        if self.stale:
+            self.clock.sync(self.client)
+            self.stale = False
+        try:
+            self._process(sorted({r.value.decode() for r in records}))
+        except BaseException:
+            self.stale = True
+            raise
+
+    def _process(self, people: list[str]) -> None:
+        version = self.clock.next()
         loaded = load_people(self.client, people)
         deals, touches = loaded.deals, loaded.touches
-        self._version = max(self._version + 1, time.time_ns())
-        rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=self._version)
+        rows = credit_rows(deals, touches, lookback=self.lookback, half_life=self.half_life, version=version)
         new_deals = self.business.uncredited(self.client, deals)
+        if new_deals is not None:  # deals a failed attempt credited are still new to the metrics
+            new_deals |= self._uncounted & {d[1] for d in deals}
+            self._uncounted |= new_deals
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
-        write_profiles(self.client, people, loaded, version=self._version)
-        self.business.observe(deals, touches, rows, new_deals)
+        write_profiles(self.client, people, loaded, version=version)
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
-                    [(p, self._version, 1) for p in people])
+                    [(p, version, 1) for p in people])
+        self.business.observe(deals, touches, rows, new_deals)  # once the batch is fully written
+        self._uncounted.clear()
         self.recomputed += len(deals)

@@ -24,7 +24,6 @@ values up at once (`link_all`).
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,7 +98,6 @@ class IdentityGraph:
         self.nodes = _Nodes()
         self._index_hi = np.zeros(0, np.uint64)  # sorted high bits of every value
         self._index_node = np.zeros(0, np.int32)  # the node of each index entry
-        self._version = 0
 
     def __len__(self) -> int:
         return self.nodes.n
@@ -215,10 +213,6 @@ class IdentityGraph:
         return n
 
     # -- linking ---------------------------------------------------------------
-    def next_version(self) -> int:
-        self._version = max(self._version + 1, time.time_ns())
-        return self._version
-
     def link_all(self, key_lists: list[list[str]]) -> LinkResult:
         """Link the values of each list, in order (one list per event). Records what changed."""
         result = LinkResult()

@@ -3,14 +3,25 @@
 One batch: link identities (in memory), write changed `person_keys`, write the
 fact rows of single events, recompute the winners of the calls and the
 conversations the batch touched from all of their stored events, then tell
-attribution which people changed.
+attribution which people to recompute.
 The runner commits the input offsets only after all of that is written, so a
 crash replays the batch; every write is idempotent (fact tables dedup by
 event_id, versioned rows are recomputed whole).
+
+A retry is a replay: what a batch writes and whom it announces depends only on
+the batch and the warehouse. A batch that fails leaves the in-memory graph
+marked stale; the next batch first reloads it from `person_keys` (what a
+restarted process does), so links the failed attempt made in memory but did not
+write are made again and written. Whom to announce never depends on what
+changed in memory: the current person of every event that can change a profile
+(a touch, conversion or payment) or that links identity values (two or more),
+and those holding an id sent again. People absorbed by a merge are found by
+attribution from `person_keys` (services/attribution/profiles.py).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
@@ -21,6 +32,7 @@ from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
+from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows, stage_keys
 from services.enrich import conversations as conv
 from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES, WINNER_IDS
@@ -53,6 +65,19 @@ def load_holders(client: Client, ids: dict[str, set[str]]) -> set[str]:
     return {key for (key,) in client.query(sql).result_rows if key}
 
 
+# the versioned tables enrich writes (leadflow/versions.py)
+VERSIONED_TABLES = ("person_keys", "conversation_facts", "call_latest", "attribution_queue")
+
+
+@dataclass
+class Written:
+    """One written batch: the people to announce, its events and the conversations recomputed."""
+
+    people: list[str]
+    events: list[dict]
+    conversations: tuple[dict, list[tuple]] | None
+
+
 class EnrichStage:
     name = Stages.ENRICH
 
@@ -70,16 +95,34 @@ class EnrichStage:
             graph = IdentityGraph()
             graph.load(client)
         self.graph = graph
+        self.stale = False  # a batch failed after changing the graph: reload it before the next
+        self.clock = VersionClock(VERSIONED_TABLES)
+        self.clock.sync(client)
         self.emitted = OffsetTracker()
         self.missed_after = timedelta(hours=settings.missed_after_hours)
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        await self.announce(await in_stage_thread(self.process, records))
+        written = await in_stage_thread(self.process, records)
+        await self.announce(written.people)
+        self.business.observe(written.events, written.conversations)  # once the batch is fully written
 
-    def process(self, records: list[ConsumerRecord]) -> list[str]:
-        """Write the batch's identity links, facts, call winners and conversations; returns the
-        people to announce to attribution."""
+    def process(self, records: list[ConsumerRecord]) -> "Written":
+        """Write the batch's identity links, facts, call winners and conversations; returns what
+        was written, with the people to announce to attribution. If it raises, the graph is
+        reloaded from the warehouse before the next batch (the failed attempt may have linked
+        values in memory that it never wrote)."""
+        if self.stale:
+            self.graph.load(self.client)
+            self.clock.sync(self.client)
+            self.stale = False
+        try:
+            return self._process(records)
+        except BaseException:
+            self.stale = True
+            raise
+
+    def _process(self, records: list[ConsumerRecord]) -> "Written":
         rows: dict[str, list[tuple]] = defaultdict(list)
         conversation_ids: set[str] = set()
         attribution_keys: set[str] = set()
@@ -93,7 +136,7 @@ class EnrichStage:
             keys = sorted((event.get("identity") or {}).values())
             if keys:
                 key_lists.append(keys)
-                if event_type in PROFILE_TYPES:
+                if event_type in PROFILE_TYPES or len(keys) > 1:
                     attribution_keys.add(keys[0])
             table = FACT_TABLES.get(event_type)
             if table is not None:
@@ -104,7 +147,7 @@ class EnrichStage:
                 conversation_ids.add(event["conversation_id"])
 
         link = self.graph.link_all(key_lists)
-        version = self.graph.next_version()
+        version = self.clock.next()
         insert_rows(self.client, "person_keys", ["identity_key", "person_id", "version"],
                     [(k, p, version) for k, p in link.changed_keys.items()])
         for event_type, table_rows in rows.items():
@@ -115,17 +158,16 @@ class EnrichStage:
         if conversation_ids:
             conversations = self._write_conversations(sorted(conversation_ids), version)
 
-        # people whose touches, conversions or payments arrived, who hold an id sent again,
-        # who gained identity values (a merge: the survivors cover both histories now),
-        # and who were absorbed (their profiles become tombstones)
+        # people whose touches, conversions or payments arrived, whose identity values were linked
+        # (a merge: the survivor covers both histories now; attribution tombstones the absorbed
+        # from person_keys), and who hold an id sent again. From the batch and the graph as it
+        # stands, never from what changed in memory: a retried batch announces the same people.
         attribution_keys |= load_holders(self.client, winner_ids)
-        changed = set(self.graph.persons_of(sorted(attribution_keys)).values())
-        changed |= set(link.changed_keys.values()) | link.absorbed
+        people = sorted(set(self.graph.persons_of(sorted(attribution_keys)).values()))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
-                    [(p, version, 0) for p in sorted(changed)])
+                    [(p, version, 0) for p in people])
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
-        self.business.observe(stored, conversations)
-        return sorted(changed)
+        return Written(people, stored, conversations)
 
     async def announce(self, people: list[str]) -> None:
         """Tell attribution these people changed."""
