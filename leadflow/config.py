@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas import CONVERSATION_CHANNELS, MARKETING_CHANNELS
@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     # lease_settle_seconds: how long a claim waits for concurrent claims to become visible.
     enrich_lease_seconds: float = Field(30.0, gt=0)
     lease_settle_seconds: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _workers_need_a_shared_broker(self) -> "Settings":
+        if self.processing == "workers" and not self.kafka_bootstrap:
+            raise ValueError("processing = workers needs a shared broker: set LEADFLOW_KAFKA_BOOTSTRAP "
+                             "(the embedded broker lives for one command)")
+        return self
 
     @field_validator("reporting_currency")
     @classmethod

@@ -29,7 +29,7 @@ from typing import Callable
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from leadflow.stream import Stage, StageFatal
+from leadflow.stream import Stage, StageFatal, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,14 @@ class Lease:
         poll = poll_s if poll_s is not None else max(0.05, self.ttl_s / 3)
         announced = None
         while True:
-            other = await asyncio.to_thread(self.try_acquire)
+            try:
+                other = await asyncio.to_thread(self.try_acquire)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("lease %s: cannot reach the warehouse, trying again: %s", self.name, exc)
+                await asyncio.sleep(poll)
+                continue
             if other is None:
                 return
             if announced != (other.holder, other.token):

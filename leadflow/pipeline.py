@@ -23,8 +23,8 @@ from leadflow.broker import ensure_topics
 from leadflow.config import Settings
 from leadflow.secret_guard import check_fingerprint
 from leadflow.lease import FencedStage, Lease
-from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageRunner, StageStopped, describe, in_stage_thread,
-                             send_all, start_producer)
+from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageFatal, StageRunner, StageStopped, describe,
+                             in_stage_thread, send_all, start_producer)
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
@@ -118,6 +118,7 @@ class Pipeline:
         self.lease: Lease | None = None
         self._lease_task: asyncio.Task | None = None
         self._standby: str | None = None
+        self._closing = False
         self._tasks: list[asyncio.Task] = []
         self._own_clients: list[Client] = []
 
@@ -185,13 +186,15 @@ class Pipeline:
         self._standby = None
         self._lease_task = asyncio.create_task(self.lease.keep(), name="lease-enrich")
         self.enrich = await in_stage_thread(build)
+        if self._closing:  # the pipeline stopped while the graph loaded
+            return
         runner = self._runner(FencedStage(self.enrich, self.lease))
         self.runners.append(runner)
         await runner.run()
 
     async def _dead_letter(self, stage: str, record: ConsumerRecord, exc: BaseException) -> None:
         if stage == Stages.DEADLETTER_SINK and stage_dead_letter_of(record):
-            raise StageStopped(f"stage {stage} cannot store a dead letter it made itself: {describe(exc)}") from exc
+            raise StageFatal(f"cannot store a dead letter a stage made: {describe(exc)}") from exc
         await send_all(self.producer, self.topics.deadletter,
                        [(record.key, stage_dead_letter(stage, record, exc).to_message())])
 
@@ -225,6 +228,7 @@ class Pipeline:
             log.warning("resumed unfinished work: %d stored events, %d people", len(messages), len(people))
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         for runner in self.runners:
             runner.stop()
         for task in self._tasks:
@@ -306,6 +310,9 @@ class Pipeline:
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
 
 
+STALLED_WORKERS_S = 30
+
+
 async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, timeout_s: float | None = None,
                            on_progress: Callable[[str, int], None] | None = None, poll_s: float = 0.5) -> None:
     """Wait until `leadflow worker` processes have processed everything produced so far, stage after
@@ -328,6 +335,7 @@ async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, t
             group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group(stage), enable_auto_commit=False)
             await group.start()
             try:
+                last, since = None, time.monotonic()
                 while True:
                     committed = {tp: (await group.committed(tp)) or 0 for tp in ends}
                     left = sum(max(0, end - committed[tp]) for tp, end in ends.items())
@@ -335,6 +343,13 @@ async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, t
                         on_progress(stage, left)
                     if not left:
                         break
+                    if left != last:
+                        last, since = left, time.monotonic()
+                    elif since is not None and time.monotonic() - since > STALLED_WORKERS_S:
+                        since = None  # said once per stage
+                        log.warning("no progress from the workers' %s stage for %d s (%d records to go): is a "
+                                    "`leadflow worker --stage %s` running? Ctrl-C stops waiting; what is published "
+                                    "stays in Kafka for the workers", stage, STALLED_WORKERS_S, left, stage)
                     if deadline is not None and time.monotonic() > deadline:
                         raise PipelineError(f"the workers' {stage} stage has {left:,} records to go after "
                                             f"{timeout_s:.0f} s: is a `leadflow worker --stage {stage}` running?")

@@ -296,8 +296,8 @@ class StageRunner:
             enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=2 << 20,
             fetch_max_bytes=8 << 20, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
         )
-        await consumer.start()
         try:
+            await consumer.start()
             if self.assign_all:
                 partitions = []
                 for topic in self.stage.topics:

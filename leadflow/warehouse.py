@@ -158,7 +158,7 @@ MIGRATION_LOCK = "schema_migrations_lock"
 
 
 def migrate(client: Client, directory: Path = MIGRATIONS_DIR, *, lock_timeout_s: float = 600.0,
-            stale_lock_s: float = 900.0) -> list[Migration]:
+            stale_lock_s: float = 600.0) -> list[Migration]:
     """Apply the migrations not applied yet, in order, each once even when several processes
     start together: they take turns holding a lock (`migration_lock`). Returns those applied here."""
     client.command(
@@ -192,12 +192,13 @@ def _pending(client: Client, migrations: list[Migration]) -> list[Migration]:
 
 
 @contextlib.contextmanager
-def migration_lock(client: Client, *, timeout_s: float = 600.0, stale_s: float = 900.0) -> Iterator[None]:
+def migration_lock(client: Client, *, timeout_s: float = 600.0, stale_s: float = 600.0) -> Iterator[None]:
     """A mutex in the warehouse: the table `schema_migrations_lock` exists while someone holds it.
 
     CREATE TABLE (without IF NOT EXISTS) succeeds for exactly one of several concurrent callers,
-    on chdb and on a server alike; the others wait and try again. A lock older than `stale_s`
-    (its holder died mid-migration) is dropped."""
+    on chdb and on a server alike; the others wait and try again. The table's comment names the
+    holder (host:pid:thread): a lock whose holder was a process of this host that is gone (killed
+    mid-migration), or older than `stale_s`, is dropped."""
     deadline = time.monotonic() + timeout_s
     holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     while True:
@@ -208,11 +209,11 @@ def migration_lock(client: Client, *, timeout_s: float = 600.0, stale_s: float =
         except Exception as exc:
             if "TABLE_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
                 raise WarehouseError(f"cannot take the migration lock: {exc}") from exc
-        age = scalar(client, "SELECT dateDiff('second', metadata_modification_time, now()) FROM system.tables "
-                             "WHERE database = currentDatabase() AND name = {name:String}",
-                     {"name": MIGRATION_LOCK})
-        if age is not None and age > stale_s:
-            log.warning("dropping a migration lock held for %d s (its holder died?)", age)
+        rows = client.query("SELECT comment, dateDiff('second', metadata_modification_time, now()) FROM system.tables "
+                            "WHERE database = currentDatabase() AND name = {name:String}",
+                            parameters={"name": MIGRATION_LOCK}).result_rows
+        if rows and (_holder_gone(rows[0][0]) or rows[0][1] > stale_s):
+            log.warning("dropping the migration lock of %s, held for %d s: its holder is gone", rows[0][0], rows[0][1])
             client.command(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
             continue
         if time.monotonic() > deadline:
@@ -223,6 +224,21 @@ def migration_lock(client: Client, *, timeout_s: float = 600.0, stale_s: float =
         yield
     finally:
         client.command(f"DROP TABLE IF EXISTS {MIGRATION_LOCK}")
+
+
+def _holder_gone(holder: str) -> bool:
+    """Whether a lock holder `host:pid:thread` was a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it runs, as another user
+        return False
+    return False
 
 
 def _quote(text: str) -> str:

@@ -5,9 +5,15 @@ client (a session) of its own on the real engine; the lock is a table whose CREA
 caller, the same statement on a ClickHouse server."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 
 import clickhouse_connect
+import pytest
 
 from leadflow import warehouse
 
@@ -51,9 +57,23 @@ def test_concurrent_migrations_apply_each_once(settings, tmp_path):
                                    "AND name = {n:String}", {"n": warehouse.MIGRATION_LOCK}) == 0  # released
 
 
-def test_stale_lock_is_dropped(settings, tmp_path):
+def test_lock_of_a_killed_holder_is_dropped(settings, tmp_path):
+    """A process killed mid-migration leaves the lock table behind: its pid is gone on this host."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
     client = warehouse.connect(settings)
-    client.command(f"CREATE TABLE {warehouse.MIGRATION_LOCK} (holder String) ENGINE = Memory")
-    applied = warehouse.migrate(client, _migrations(tmp_path), stale_lock_s=0, lock_timeout_s=5)
-    assert [m.name for m in applied] == ["counter", "count"]
+    client.command(f"CREATE TABLE {warehouse.MIGRATION_LOCK} (holder String) ENGINE = Memory "
+                   f"COMMENT '{socket.gethostname()}:{gone}:1'")
+    started = time.monotonic()
+    applied = warehouse.migrate(client, _migrations(tmp_path), lock_timeout_s=30)
+    assert [m.name for m in applied] == ["counter", "count"] and time.monotonic() - started < 10
     assert client.query("SELECT count() FROM applied").result_rows == [(1,)]
+
+
+def test_lock_of_a_live_holder_is_waited_for(settings, tmp_path):
+    client = warehouse.connect(settings)
+    client.command(f"CREATE TABLE {warehouse.MIGRATION_LOCK} (holder String) ENGINE = Memory "
+                   f"COMMENT '{socket.gethostname()}:{os.getpid()}:1'")
+    with pytest.raises(warehouse.WarehouseError, match="was not released within 1 s"):
+        warehouse.migrate(client, _migrations(tmp_path), lock_timeout_s=1)
+    assert client.query("SELECT count() FROM schema_migrations").result_rows == [(0,)]

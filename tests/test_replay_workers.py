@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
+from leadflow.config import ConfigError, load_settings
 from leadflow.pipeline import ALL_STAGES, Pipeline
 from services.ingest.replay import replay
+from tests.test_workers import EVENTS as WORKER_EVENTS
 
-EVENTS = [
-    {"event_id": "r-click", "type": "ad_click", "occurred_at": "2026-05-01T09:00:00Z", "source": "t",
-     "identity": {"visitor_id": "v-r"}, "campaign_id": "c", "channel": "display_ads"},
-    {"event_id": "r-lead", "type": "lead", "occurred_at": "2026-05-01T09:05:00Z", "source": "t",
-     "identity": {"visitor_id": "v-r", "phone": "+1 202 555 0100"}, "lead_id": "L-r", "channel": "email"},
-    {"event_id": "r-deal", "type": "deal_won", "occurred_at": "2026-05-02T09:00:00Z", "source": "t",
-     "identity": {"phone": "+12025550100"}, "deal_id": "D-r", "revenue": "80", "currency": "USD"},
-]
+EVENTS = WORKER_EVENTS[:3]  # a click, a lead, a deal of one person
 
 
 def test_replay_leaves_processing_to_the_workers(settings, client, tmp_path):
@@ -38,3 +35,15 @@ def test_replay_leaves_processing_to_the_workers(settings, client, tmp_path):
     assert (summary.processed_by, summary.read, summary.accepted, summary.rejected) == ("workers", 4, 3, 1)
     assert credits == [(["display_ads", "email"], [0.5, 0.5])]
     assert dead == [(1,)]
+
+
+def test_processing_mode_follows_the_deployment(monkeypatch):
+    for key in ("LEADFLOW_KAFKA_BOOTSTRAP", "LEADFLOW_CLICKHOUSE_URL", "LEADFLOW_PROCESSING"):
+        monkeypatch.delenv(key, raising=False)
+    assert not load_settings().processing_by_workers  # embedded default: every stage in the command
+    assert not load_settings(kafka_bootstrap="kafka:9092").processing_by_workers  # chdb: one process only
+    assert load_settings(kafka_bootstrap="kafka:9092", clickhouse_url="http://ch:8123").processing_by_workers
+    assert not load_settings(kafka_bootstrap="kafka:9092", clickhouse_url="http://ch:8123",
+                             processing="here").processing_by_workers
+    with pytest.raises(ConfigError, match="processing = workers needs a shared broker"):
+        load_settings(processing="workers")

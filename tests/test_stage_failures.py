@@ -12,21 +12,16 @@ import urllib.error
 import urllib.request
 
 import orjson
+import pytest
 
 from leadflow import cli
 from leadflow.pipeline import Pipeline
 from leadflow.stream import send_all
 from services.ingest.publish import Publisher
 from services.ingest.validate import InputOccurrences, Validator
+from tests.test_workers import EVENTS as WORKER_EVENTS
 
-EVENTS = [
-    {"event_id": "f-click", "type": "ad_click", "occurred_at": "2026-05-01T09:00:00Z", "source": "t",
-     "identity": {"visitor_id": "v-f"}, "campaign_id": "c", "channel": "display_ads"},
-    {"event_id": "f-lead", "type": "lead", "occurred_at": "2026-05-01T09:05:00Z", "source": "t",
-     "identity": {"visitor_id": "v-f", "phone": "+1 202 555 0100"}, "lead_id": "L-f", "channel": "email"},
-    {"event_id": "f-deal", "type": "deal_won", "occurred_at": "2026-05-02T09:00:00Z", "source": "t",
-     "identity": {"phone": "+12025550100"}, "deal_id": "D-f", "revenue": "80", "currency": "USD"},
-]
+EVENTS = WORKER_EVENTS[:3]  # a click, a lead, a deal of one person
 POISON = b'{"event_id": "f-poison", "source": "old-sink"}'  # no type: enrich cannot handle it
 
 
@@ -35,6 +30,7 @@ def test_poison_record_goes_to_the_dead_letter_table(settings, client):
         async with Pipeline(settings, settings.kafka_bootstrap, client) as pipe:
             # as if an older sink had forwarded it: straight into enrich's input
             await send_all(pipe.producer, pipe.topics.stored, [(b"k", POISON)], pipe.raw_sink.forwarded)
+            await send_all(pipe.producer, pipe.topics.deadletter, [(b"k", b"garbage")])  # and into its own sink's
             publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
                                   max_event_bytes=settings.max_event_bytes)
             await publisher.publish([json.dumps(e).encode() for e in EVENTS], origin="t", default_source="t",
@@ -42,8 +38,8 @@ def test_poison_record_goes_to_the_dead_letter_table(settings, client):
             await pipe.drain(publisher.tracker, timeout_s=60)
             for _ in range(300):  # the dead letter goes through the dead-letter topic and its sink
                 rows = client.query("SELECT origin, event_id, error_kind, errors, raw_payload, processor "
-                                    "FROM dead_letters FINAL").result_rows
-                if rows:
+                                    "FROM dead_letters FINAL ORDER BY origin DESC").result_rows
+                if len(rows) == 2:
                     break
                 await asyncio.sleep(0.05)
             pipe.check_stages()
@@ -51,7 +47,12 @@ def test_poison_record_goes_to_the_dead_letter_table(settings, client):
 
     rows, (healthy, report) = asyncio.run(scenario())
     assert healthy and report["status"] == "ok"
-    [(origin, event_id, kind, errors, raw, processor)] = rows
+    [(origin, event_id, kind, errors, raw, processor), garbage] = rows
+    assert garbage[0].startswith(f"deadletter-sink:{settings.topic_prefix}.events.deadletter[")
+    with pytest.raises(orjson.JSONDecodeError) as decoding:
+        orjson.loads(b"garbage")
+    assert garbage[2:] == ("processing", [{"path": "", "message": f"deadletter-sink: JSONDecodeError: {decoding.value}"}],
+                           "garbage", "leadflow-stage")
     assert origin.startswith(f"enrich:{settings.topic_prefix}.events.stored[") and event_id == "f-poison"
     assert (kind, errors, raw, processor) == ("processing", [{"path": "", "message": "enrich: KeyError: 'type'"}],
                                               POISON.decode(),

@@ -8,7 +8,7 @@ import uuid
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
 from prometheus_client import REGISTRY
 
@@ -72,6 +72,22 @@ async def _setup(bootstrap: str, client, messages, partitions: int = 2):
     return topic, tracker
 
 
+async def _run_to_end(bootstrap: str, client, messages, partitions: int = 1, **runner_options):
+    """Produce `messages`, run a TableStage over them until it committed them all, stop it.
+    Returns (stage, runner, committed offsets, produced ends)."""
+    topic, tracker = await _setup(bootstrap, client, messages, partitions)
+    stage = TableStage(client, topic)
+    runner = StageRunner(bootstrap, stage, max_records=1000, max_wait_s=0.05, assign_all=True, retry=FAST,
+                         **runner_options)
+    task = asyncio.create_task(runner.run())
+    try:
+        await _until(lambda: runner.caught_up(tracker.ends))
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+    return stage, runner, await _committed(bootstrap, stage.group_id, tracker), tracker
+
+
 def _errors(stage: str) -> float:
     return REGISTRY.get_sample_value("leadflow_processing_errors_total", {"stage": stage}) or 0
 
@@ -111,20 +127,8 @@ def test_poison_record_is_dead_lettered_and_the_rest_handled(broker, client):
     async def dead_letter(stage, record, exc):
         dead.append((stage, record.offset, record.value, type(exc).__name__))
 
-    async def scenario():
-        topic, tracker = await _setup(broker.bootstrap, client, [(b"one-key", v) for v in lines], partitions=1)
-        stage = TableStage(client, topic)
-        runner = StageRunner(broker.bootstrap, stage, max_records=1000, max_wait_s=0.05, assign_all=True, retry=FAST,
-                             dead_letter=dead_letter)
-        task = asyncio.create_task(runner.run())
-        try:
-            await _until(lambda: runner.caught_up(tracker.ends))
-        finally:
-            runner.stop()
-            await asyncio.wait_for(task, 15)
-        return stage, runner, await _committed(broker.bootstrap, stage.group_id, tracker), tracker
-
-    stage, runner, committed, tracker = asyncio.run(scenario())
+    stage, runner, committed, tracker = asyncio.run(
+        _run_to_end(broker.bootstrap, client, [(b"one-key", v) for v in lines], dead_letter=dead_letter))
     assert dead == [(stage.name, 4, b"{not json", "JSONDecodeError")]
     assert runner.dead_lettered == 1 and committed == tracker.ends
     assert [n for batch in stage.handled for n in batch] == [0, 1, 2, 3, 5, 6, 7, 8, 9]  # in order
@@ -146,20 +150,8 @@ def test_commit_failure_is_survived(broker, client, monkeypatch):
 
     monkeypatch.setattr(AIOKafkaConsumer, "commit", commit_once_failing)
 
-    async def scenario():
-        topic, tracker = await _setup(broker.bootstrap, client, [(b"k", orjson.dumps({"n": i})) for i in range(6)],
-                                      partitions=1)
-        stage = TableStage(client, topic)
-        runner = StageRunner(broker.bootstrap, stage, max_records=1000, max_wait_s=0.05, assign_all=True, retry=FAST)
-        task = asyncio.create_task(runner.run())
-        try:
-            await _until(lambda: runner.caught_up(tracker.ends))
-        finally:
-            runner.stop()
-            await asyncio.wait_for(task, 15)
-        return stage, await _committed(broker.bootstrap, stage.group_id, tracker), tracker
-
-    stage, committed, tracker = asyncio.run(scenario())
+    stage, _, committed, tracker = asyncio.run(
+        _run_to_end(broker.bootstrap, client, [(b"k", orjson.dumps({"n": i})) for i in range(6)]))
     assert len(failed) == 1 and committed == tracker.ends
     assert stage.handled == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]]  # redone from the last commit
     assert client.query("SELECT count(), sum(n) FROM runner_out FINAL").result_rows == [(6, 15)]
