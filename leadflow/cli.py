@@ -188,7 +188,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     client = warehouse.open_warehouse(settings)
     try:
         if args.keys_action == "create":
-            record, key = keys.create_key(client, args.source, args.rate or settings.key_default_rate, args.burst)
+            rate = args.rate if args.rate is not None else settings.key_default_rate
+            record, key = keys.create_key(client, args.source, rate, args.burst)
             print(f"created write key {record.key_id} for source {record.source} "
                   f"({record.rate:g} events/s, burst {record.burst}); it is shown only now:")
             print(key)

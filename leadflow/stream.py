@@ -68,6 +68,9 @@ async def start_producer(bootstrap: str, *, idempotent: bool = False) -> AIOKafk
     with a warning: a resent batch then lands twice and the sinks drop the copy by event_id."""
     if idempotent:
         producer = _producer(bootstrap, True)
+        sender_log = logging.getLogger("aiokafka.producer.sender")  # logs the refusal as an ERROR
+        level = sender_log.level
+        sender_log.setLevel(logging.CRITICAL)
         try:
             await producer.start()
             return producer
@@ -75,6 +78,8 @@ async def start_producer(bootstrap: str, *, idempotent: bool = False) -> AIOKafk
             await producer.stop()
             log.warning("broker %s refused an idempotent producer (%s): producing with acks=all only",
                         bootstrap, type(exc).__name__)
+        finally:
+            sender_log.setLevel(level)
     producer = _producer(bootstrap, False)
     await producer.start()
     return producer

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import socket
+import time
 
 import aiohttp
 import orjson
@@ -33,6 +34,12 @@ def click(i: int, **extra) -> dict:
 
 def with_(settings, **changes):
     return load_settings(**{**settings.model_dump(), **changes})
+
+
+def secret_part(key: str) -> str:
+    """The random part of `lfk_<16 hex id>_<secret>` (the secret may itself hold `_`)."""
+    assert len(key) == len("lfk_") + 16 + 1 + 43
+    return key[len("lfk_") + 17:]
 
 
 def bearer(key: str) -> dict:
@@ -131,7 +138,7 @@ def test_keys_authenticate_set_the_source_and_never_leak(settings, client, caplo
     assert rows == [("s-1", "site"), ("s-2", "site"), ("s-3", "site"), ("s-6", "crm")]
 
     # the keys appear in no topic, no table, no log line, no metric
-    secrets_ = [key, other_key, key.rsplit("_", 1)[1], other_key.rsplit("_", 1)[1]]
+    secrets_ = [key, other_key, secret_part(key), secret_part(other_key)]
     topics = asyncio.run(_all_topics(settings, pipe_topics(settings)))
     tables = all_tables_text(client)
     logs = "\n".join(r.getMessage() for r in caplog.records)
@@ -169,13 +176,15 @@ def test_keys_command_line(settings, client, capsys, monkeypatch):
     assert cli.main(["keys", "list", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(k["source"], k["rate"], k["burst"], k["revoked_at"]) for k in listed] == [("pbx", 20.0, 50, None)]
-    assert key not in json.dumps(listed) and key.rsplit("_", 1)[1] not in json.dumps(listed)
+    assert key not in json.dumps(listed) and secret_part(key) not in json.dumps(listed)
     assert cli.main(["keys", "revoke", listed[0]["key_id"]]) == 0
     capsys.readouterr()
     assert cli.main(["keys", "list", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["revoked_at"] is not None
     assert cli.main(["keys", "create", "--source", "bad source"]) == 2
     assert "--source" in capsys.readouterr().err
+    assert cli.main(["keys", "create", "--source", "pbx", "--rate", "0"]) == 2
+    assert "--rate must be > 0" in capsys.readouterr().err
 
 
 # -- broker and warehouse failures ---------------------------------------------------------------------
@@ -276,7 +285,7 @@ def test_token_bucket():
 
 def test_limits(settings, client):
     settings = with_(settings, max_body_bytes=64 * 1024, max_event_bytes=256, max_events_per_request=5,
-                     http_body_timeout_s=0.5, http_header_timeout_s=0.5)
+                     http_body_timeout_s=1.5, http_header_timeout_s=0.5)
     big_event = click(30, source="site", extra="x" * 600)
     big_raw = orjson.dumps(big_event)
 
@@ -295,8 +304,16 @@ def test_limits(settings, client):
             out["many_commas"] = await post(http, url, b"[" + b"1," * 20_000 + b"1]")
             out["five"] = await post(http, url, [click(31 + i, source="site") for i in range(5)])
             out["big_event"] = await post(http, url, big_raw)
+            out["big_element"] = await post(http, url, b"[" + big_raw + b"," + orjson.dumps(click(39, source="site"))
+                                            + b"]")
+            # one element is not JSON (NaN): the others are still accepted, each on its own
+            out["bad_element"] = await post(http, url, b'[' + orjson.dumps(click(40, source="site")) + b', {"x": NaN} ,'
+                                            + orjson.dumps(click(41, source="site")) + b']')
+            out["broken_array"] = await post(http, url, b'[{"a": 1}, {"b": ]')
             out["header_timeout"] = await asyncio.to_thread(_slow_headers, url)
             out["body_timeout"] = await asyncio.to_thread(_slow_body, url)
+            # a body slower than the header timeout but within the body timeout is fine
+            out["slow_upload"] = await asyncio.to_thread(_slow_upload, url, orjson.dumps([click(45, source="site")]))
             await pipe.drain(publisher.tracker)
         return out
 
@@ -310,10 +327,17 @@ def test_limits(settings, client):
     assert out["big_event"][0] == 422
     assert out["header_timeout"].startswith(b"HTTP/1.1 408")
     assert out["body_timeout"].startswith(b"HTTP/1.1 408")
-    raw, length, sha, kind = client.query(
-        "SELECT raw_payload, raw_length, raw_sha256, error_kind FROM dead_letters FINAL",
-        column_formats={"raw_payload": "bytes"}).result_rows[0]
-    assert (raw, length, sha, kind) == (big_raw[:256], len(big_raw), hashlib.sha256(big_raw).hexdigest(), "size")
+    assert out["slow_upload"].startswith(b"HTTP/1.1 200"), out["slow_upload"]
+    assert out["big_element"][0] == 207
+    assert [e["status"] for e in orjson.loads(out["big_element"][2])["events"]] == ["rejected", "accepted"]
+    assert out["bad_element"][0] == 207
+    assert [e["status"] for e in orjson.loads(out["bad_element"][2])["events"]] == ["accepted", "rejected", "accepted"]
+    assert out["broken_array"][0] == 422 and orjson.loads(out["broken_array"][2])["received"] == 1
+    dead = client.query("SELECT raw_payload, raw_length, raw_sha256, error_kind FROM dead_letters FINAL "
+                        "ORDER BY raw_length DESC", column_formats={"raw_payload": "bytes"}).result_rows
+    assert dead == [(big_raw[:256], len(big_raw), hashlib.sha256(big_raw).hexdigest(), "size"),  # posted twice: one dead letter
+                    (b'[{"a": 1}, {"b": ]', 18, hashlib.sha256(b'[{"a": 1}, {"b": ]').hexdigest(), "not_json"),
+                    (b'{"x": NaN}', 10, hashlib.sha256(b'{"x": NaN}').hexdigest(), "not_json")]
 
 
 def _connect(url: str) -> socket.socket:
@@ -324,6 +348,16 @@ def _connect(url: str) -> socket.socket:
 def _slow_headers(url: str) -> bytes:
     with _connect(url) as s:
         s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        return s.recv(200)
+
+
+def _slow_upload(url: str, body: bytes) -> bytes:
+    with _connect(url) as s:
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        half = len(body) // 2
+        s.sendall(body[:half])
+        time.sleep(0.8)  # past the header timeout, within the body timeout
+        s.sendall(body[half:])
         return s.recv(200)
 
 
@@ -363,3 +397,14 @@ def test_redact():
     assert redact("https://ch.example:8443/?user=a&password=hunter2&x=1") == \
         "https://ch.example:8443/?user=a&password=***&x=1"
     assert redact("http://ch:8123/ and user@host") == "http://ch:8123/ and user@host"
+
+
+def test_no_auth_only_on_loopback(capsys):
+    from leadflow import cli
+    from services.ingest.http import is_loopback
+
+    assert cli.main(["serve", "--no-auth", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-auth is allowed only on a loopback address" in err
+    assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "example.com")] == \
+        [True, True, True, False, False]

@@ -17,8 +17,12 @@ from aiohttp import web
 from services.ingest.publish import Parsed
 
 _CHUNK = 64 * 1024
-# a JSON string, or one of the structural characters that matter for splitting an array
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+# a run of strings (an unterminated one runs to the end) and other non-structural bytes, or one
+# structural character: the splitter's Python loop turns once per structural character only
+_TOKEN = re.compile(rb'(?:"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\Z)|[^"\[\]{},]++)++|[\[\]{},]', re.DOTALL)
+# the splitter gives up past this many structural characters per event allowed (a legitimate event
+# has a few dozen; a body of millions of brackets would otherwise hold the event loop for seconds)
+_TOKENS_PER_EVENT = 64
 # bodies with at most this many commas per event allowed are parsed whole at once; beyond it
 # the top-level elements are counted first (a body of millions of tiny elements)
 _COMMAS_PER_EVENT = 16
@@ -56,6 +60,10 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
     return b"".join(chunks)
 
 
+class TooComplex(Exception):
+    """A body with more structure (brackets, commas) than `_TOKENS_PER_EVENT` per event allowed."""
+
+
 def _too_many(limit: int) -> BodyRefused:
     return BodyRefused(413, f"more than {limit} events in one request: send at most {limit} per request "
                             "(max_events_per_request)")
@@ -68,10 +76,14 @@ def array_elements(body: bytes, limit: int) -> list[bytes] | None:
     depth = 0
     elements: list[bytes] = []
     start = None
+    budget = _TOKENS_PER_EVENT * limit
     for m in _TOKEN.finditer(body):
         tok = m.group()
-        if tok[0] == 0x22:  # a string
+        if len(tok) > 1 or tok not in b"[]{},":  # strings and other bytes
             continue
+        budget -= 1
+        if budget < 0:
+            raise TooComplex()
         if tok in (b"[", b"{"):
             depth += 1
             if depth == 1:
@@ -93,23 +105,34 @@ def array_elements(body: bytes, limit: int) -> list[bytes] | None:
     return None
 
 
-def split_body(body: bytes, max_events: int) -> list[bytes | Parsed]:
+def split_body(body: bytes, max_events: int, max_event_bytes: int | None = None) -> list[bytes | Parsed]:
     """A JSON array becomes one input per element; anything else is JSON Lines (one per non-blank
     line). An array is parsed once here; each element keeps a way to its exact bytes for a dead
-    letter. An array that does not parse is one input (rejected, its bytes kept). More than
+    letter. An array with an element that does not parse is split by its structure (strings and
+    brackets) and each element validated alone; one whose structure is broken is one input
+    (rejected; its dead letter keeps its first max_event_bytes). More than
     `max_events` inputs: BodyRefused (413)."""
     stripped = body.strip()
     if stripped.startswith(b"["):
         if stripped.count(b",") >= _COMMAS_PER_EVENT * max_events:
-            array_elements(stripped, max_events)  # 413 before a huge list is built
+            try:
+                array_elements(stripped, max_events)  # 413 before a huge list is built
+            except TooComplex:
+                raise BodyRefused(413, f"the body has more structure than {max_events} events can have "
+                                       "(max_events_per_request)") from None
         try:
             items = orjson.loads(stripped)
         except orjson.JSONDecodeError:
-            return [stripped]  # rejected as not JSON (the dead letter keeps its first bytes)
+            # an element that does not parse: the others still count, each on its own
+            try:
+                elements = array_elements(stripped, max_events)
+            except TooComplex:
+                elements = None
+            return elements if elements else [stripped]  # not even an array: one input, rejected
         if isinstance(items, list):
             if len(items) > max_events:
                 raise _too_many(max_events)
-            return _parsed(stripped, items, max_events)
+            return _parsed(stripped, items, max_events, max_event_bytes)
         return [stripped]
     if body.count(b"\n") >= max_events:
         lines = []
@@ -126,12 +149,19 @@ def split_body(body: bytes, max_events: int) -> list[bytes | Parsed]:
     return [line.rstrip(b"\r") for line in body.split(b"\n") if line.strip()]
 
 
-def _parsed(body: bytes, items: list[Any], max_events: int) -> list[bytes | Parsed]:
+def _parsed(body: bytes, items: list[Any], max_events: int, max_event_bytes: int | None) -> list[bytes | Parsed]:
     spans: list[bytes] = []
 
     def raw_of(i: int) -> bytes:
         if not spans:
-            spans.extend(array_elements(body, max_events) or ())
+            try:
+                spans.extend(array_elements(body, max_events) or ())
+            except TooComplex:
+                pass
         return spans[i] if i < len(spans) else orjson.dumps(items[i])
 
+    if max_event_bytes is not None and len(body) > max_event_bytes:
+        # an element may be over the event limit: those go as their bytes, to be refused for their size
+        return [raw_of(i) if len(raw_of(i)) > max_event_bytes else Parsed(item, (lambda i=i: raw_of(i)))
+                for i, item in enumerate(items)]
     return [Parsed(item, (lambda i=i: raw_of(i))) for i, item in enumerate(items)]

@@ -12,12 +12,13 @@ PREVIEW_BYTES = 120
 def list_dead_letters(settings: Settings, limit: int = 100) -> list[dict]:
     client = warehouse.open_warehouse(settings)
     result = client.query(
-        "SELECT dead_letter_id, rejected_at, source, origin, event_id, event_type, error_kind, errors, raw_payload "
+        "SELECT dead_letter_id, rejected_at, source, origin, event_id, event_type, error_kind, errors, raw_payload, "
+        "raw_length, raw_sha256 "
         "FROM dead_letters FINAL ORDER BY rejected_at DESC, dead_letter_id LIMIT {limit:UInt32}",
         parameters={"limit": limit}, column_formats={"raw_payload": "bytes"},
     )
     rows = []
-    for dl_id, at, source, origin, event_id, event_type, kind, errors, raw in result.result_rows:
+    for dl_id, at, source, origin, event_id, event_type, kind, errors, raw, raw_length, raw_sha256 in result.result_rows:
         rows.append({
             "dead_letter_id": dl_id,
             "rejected_at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -28,6 +29,8 @@ def list_dead_letters(settings: Settings, limit: int = 100) -> list[dict]:
             "error_kind": kind,
             "errors": [{"path": e["path"], "message": e["message"]} for e in errors],
             "raw": raw.decode("utf-8", "replace"),
+            "raw_length": raw_length,  # of the whole original; `raw` keeps at most max_event_bytes of it
+            "raw_sha256": raw_sha256,
         })
     return rows
 

@@ -23,7 +23,6 @@ import contextlib
 import ipaddress
 import logging
 import signal
-import time
 
 import orjson
 from aiohttp import web
@@ -109,17 +108,17 @@ async def post_events(request: web.Request) -> web.StreamResponse:
         if wait:
             return _error(429, f"over the quota of write key {auth.key_id} ({auth.rate:g} events/s)",
                           {"Retry-After": str(wait)})
-    big = request.content_length is None or request.content_length > BIG_BODY_BYTES
-    gate = request.app[BIG_BODIES] if big else contextlib.nullcontext()
+    gate = None
+    if request.content_length is None or request.content_length > BIG_BODY_BYTES:
+        try:
+            await asyncio.wait_for(request.app[BIG_BODIES].acquire(), timeout=settings.http_body_timeout_s)
+        except asyncio.TimeoutError:
+            return _error(503, "too many large requests at once", {"Retry-After": "1"})
+        gate = request.app[BIG_BODIES]
     try:
-        if big:
-            try:
-                await asyncio.wait_for(gate.acquire(), timeout=settings.http_body_timeout_s)
-            except asyncio.TimeoutError:
-                return _error(503, "too many large requests at once", {"Retry-After": "1"})
         try:
             body = await read_body(request, settings.max_body_bytes, settings.http_body_timeout_s)
-            lines = split_body(body, settings.max_events_per_request)
+            lines = split_body(body, settings.max_events_per_request, settings.max_event_bytes)
         except BodyRefused as refused:
             response = _error(refused.status, refused.message, refused.headers)
             if refused.status in (408, 413):
@@ -142,7 +141,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
             return _error(503, "the broker did not acknowledge the events; nothing was stored: retry",
                           {"Retry-After": str(BROKER_RETRY_AFTER_S)})
     finally:
-        if big:
+        if gate is not None:
             gate.release()
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for s in statuses:
@@ -185,37 +184,31 @@ def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = N
 
 
 class _TimedRequestHandler(RequestHandler):
-    """aiohttp's connection handler, where a connection that has not sent a whole request head
-    within the header timeout gets 408 and is closed (aiohttp itself only closes idle ones)."""
+    """aiohttp's connection handler, where a connection that has not sent its first request head
+    within the header timeout gets 408 and is closed (aiohttp itself only closes it after the
+    keep-alive timeout, set to the header timeout + 1 s: it also bounds the heads that follow)."""
 
     def __init__(self, *args, header_timeout_s: float, **kwargs):
         super().__init__(*args, **kwargs)
         self._header_timeout_s = header_timeout_s
         self._header_timer: asyncio.TimerHandle | None = None
-        self._heads = 0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._arm()
+        self._header_timer = self._loop.call_later(self._header_timeout_s, self._header_deadline)
 
-    def _arm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-        self._header_timer = self._loop.call_later(self._header_timeout_s, self._header_deadline, self._heads)
-
-    def _header_deadline(self, heads_then: int) -> None:
+    def _header_deadline(self) -> None:
         self._header_timer = None
-        if self._request_count == heads_then and self.transport is not None and not self._force_close:
+        if self._request_count == 0 and self.transport is not None and not self._force_close:
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
             self.force_close()
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        before = self._request_count
         super().data_received(data)
-        if self._request_count != before:  # a head arrived: the next one has its own deadline
-            self._heads = self._request_count
-            self._arm()
+        if self._header_timer is not None and self._request_count:  # the first head is in
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def connection_lost(self, exc) -> None:
         if self._header_timer is not None:
@@ -268,7 +261,8 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
         await asyncio.to_thread(keys.refresh)
         refresher = asyncio.create_task(keys.run(), name="ingest-keys")
     runner = _AppRunner(make_app(settings, publisher, keys, pipe.health), access_log=None,
-                        header_timeout_s=settings.http_header_timeout_s)
+                        header_timeout_s=settings.http_header_timeout_s,
+                        keepalive_timeout=settings.http_header_timeout_s + 1)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -298,7 +292,8 @@ async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True
                     else Pipeline(settings, bootstrap, client)) as pipe:
             async with running_app(settings, pipe, client, settings.http_host, settings.http_port,
                                    keys=keys) as (addr, _):
-                how = f"{len(keys.keys)} write key(s)" if keys is not None else "NO AUTHENTICATION"
+                how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
+                       if keys is not None else "NO AUTHENTICATION")
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
                       f"{how})", flush=True)
                 await pipe.run_until(stop)  # a stage that gives up ends serve with an error

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -67,8 +68,8 @@ def create_key(client: Client, source: str, rate: float, burst: int | None) -> t
     """Store a new key for `source`; returns its record and the key (shown once, never stored)."""
     if not _SOURCE.match(source):
         raise KeyArgumentError(f"--source must be 1-64 letters, digits or _.:- (got {source!r})")
-    if not rate > 0:
-        raise KeyArgumentError("--rate must be > 0 events per second")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise KeyArgumentError("--rate must be > 0 events per second (a finite number)")
     burst = burst if burst is not None else max(100, int(rate * 2))
     if burst < 1:
         raise KeyArgumentError("--burst must be at least 1 event")

@@ -126,10 +126,18 @@ class Publisher:
         self.max_event_bytes = max_event_bytes
         self.report_repeats = report_repeats
         self.produce_timeout_s = produce_timeout_s
-        self.tracker = OffsetTracker()
-        self.sender = GroupSender(producer, self.tracker)
+        self.sender = GroupSender(producer, OffsetTracker())
         self.totals = PublishTotals()
         self.metric_counts: Counter = Counter()  # what record_ingest_metrics was given, for another process
+
+    @property
+    def tracker(self) -> OffsetTracker:
+        """The offsets the broker acknowledged (a replay in segments starts a new one per segment)."""
+        return self.sender.tracker
+
+    @tracker.setter
+    def tracker(self, tracker: OffsetTracker) -> None:
+        self.sender.tracker = tracker
 
     def _validate(self, item: bytes | Parsed, origin: str, default_source: str, occurrences: InputOccurrences,
                   key_source: str | None, now: datetime) -> AcceptedEvent | DeadLetter:
@@ -148,6 +156,8 @@ class Publisher:
         Raises PublishError when the broker does not acknowledge them within `produce_timeout_s`."""
         now = datetime.now(timezone.utc)  # one received_at per call
         results = [self._validate(item, origin, default_source, occurrences, key_source, now) for item in lines]
+        # every path (HTTP, replay, simulate --live) passes here with the validated events: the place for
+        # checks on accepted events that need no warehouse query per request
         statuses: list[Status] = []
         raw_msgs, dead_msgs = [], []
         seen: set[str] = set()
