@@ -42,6 +42,7 @@ def test_fault_kinds_short(kinds, data, tmp_path):
         assert r.ok, r.line() + "\n" + "\n".join(r.notes)
 
 
+FAST_RETRIES = {"stage_backoff_initial_seconds": 0.02, "stage_backoff_max_seconds": 0.2}
 HAVE_INJECT = importlib.util.find_spec("tests.faults_inject") is not None
 
 
@@ -56,7 +57,7 @@ def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp
 
     path = tmp_path / "input.jsonl"
     path.write_bytes(b"\n".join(data.lines) + b"\n")
-    small = settings.model_copy(update={"batch_max_rows": 200})
+    small = settings.model_copy(update={"batch_max_rows": 200, **FAST_RETRIES})
     with inject(*faults_at_every_site(after=False)) as armed:
         asyncio.run(replay(small, [path], show_progress=False))
     m = settle_and_measure(client, small, data, timeout=30)
@@ -77,6 +78,7 @@ def test_poison_record_is_dead_lettered_and_the_stage_goes_on(settings, client, 
     from services.ingest.publish import Publisher
     from services.ingest.validate import InputOccurrences, Validator
 
+    settings = settings.model_copy(update=FAST_RETRIES)
     lines = list(data.lines)
     random.Random(3).shuffle(lines)
 
