@@ -69,6 +69,7 @@ def settings(broker, chdb_dir, monkeypatch, warehouse_kind, request):
     return load_settings(
         kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"t{n}_{tag}",
         topic_prefix=f"t{n}-{tag}", topic_partitions=3, batch_max_seconds=0.1, clickhouse_url=url,
+        processing="here" if url else None,  # a server warehouse and a broker: no workers in these tests
         identity_secret=TEST_IDENTITY_SECRET,  # not the development one: a broker is configured
     )
 

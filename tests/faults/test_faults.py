@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import random
 
 import pytest
 
@@ -80,7 +79,6 @@ def test_poison_record_is_dead_lettered_and_the_stage_goes_on(settings, client, 
 
     settings = settings.model_copy(update=FAST_RETRIES)
     lines = list(data.lines)
-    random.Random(3).shuffle(lines)
 
     async def scenario():
         async with Pipeline(settings, settings.kafka_bootstrap, client) as pipe:
