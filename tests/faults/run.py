@@ -275,12 +275,12 @@ PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill
 KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
 # full (make faults): each kind in runs of its own: 20 SIGKILLs per process role, a 60 s outage, ten
 # rebalances. short (make test): one SIGKILL per role, a 10 s outage, two rebalances, half the
-# visitors, and kinds grouped into four runs (one window of the feed per kind).
+# visitors, and kinds grouped into three runs (one window of the feed per kind).
 PROFILES = {
     "full": dict(kills=20, restarts=2, outage=60.0, cycles=10, groups=[[k] for k in KINDS]),
     "short": dict(kills=1, restarts=1, outage=10.0, cycles=2, groups=[
         ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution"],
-        ["warehouse-down", "rebalance"], ["broker-restart"], ["embedded-sigkill"]]),
+        ["broker-restart", "warehouse-down", "rebalance"], ["embedded-sigkill"]]),
 }
 
 

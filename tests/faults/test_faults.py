@@ -3,7 +3,7 @@
 kinds (a transient error in each warehouse write of each stage; a poison record). Every run is
 measured against the independent reference: 0 events lost, 0 KPI cells different, dead letters
 exact. The lines go to the terminal summary (`make faults` runs the full version, each kind alone).
-The short version groups the kinds into four runs (tests/faults/run.py PROFILES)."""
+The short version groups the kinds into three runs (tests/faults/run.py PROFILES)."""
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +14,6 @@ import pytest
 
 from tests.faults import run as faults
 from tests.faults.measure import settle_and_measure, simulated_input
-
-RESULTS: list[str] = []  # printed by tests/faults/conftest.py at the end of the session
 
 # kinds that fail for a part another branch brings: strict, so the marker goes once it passes
 KNOWN_FAILURES: dict[str, str] = {}
@@ -33,9 +31,9 @@ def _group(kinds: list[str]):
 
 
 @pytest.mark.parametrize("kinds", [_group(g) for g in faults.PROFILES["short"]["groups"]])
-def test_fault_kinds_short(kinds, data, tmp_path):
+def test_fault_kinds_short(kinds, data, tmp_path, fault_lines):
     results = faults.run_group(kinds, faults.PROFILES["short"], data, tmp_path, seed=1)
-    RESULTS.extend(r.line() for r in results)
+    fault_lines.extend(r.line() for r in results)
     for r in results:
         assert r.faults > 0, f"{r.kind}: no fault was injected"
         assert r.ok, r.line() + "\n" + "\n".join(r.notes)
@@ -47,7 +45,7 @@ HAVE_INJECT = importlib.util.find_spec("tests.faults_inject") is not None
 
 @pytest.mark.xfail(not HAVE_INJECT, strict=True,
                    reason="needs tests/faults_inject.py of branch wip-recovery (one transient error per write)")
-def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp_path):
+def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp_path, fault_lines):
     """Embedded, in-process: every write site of every stage fails once; the runner retries the
     batch in-process (a replay): nothing lost, every cell exact, dead letters exact."""
     from services.ingest.replay import replay
@@ -61,7 +59,7 @@ def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp
         asyncio.run(replay(small, [path], show_progress=False))
     m = settle_and_measure(client, small, data, timeout=30)
     fired = len(armed.log)
-    RESULTS.append(f"transient-write: runs 1, faults injected {fired}, events lost {m.lost}, "
+    fault_lines.append(f"transient-write: runs 1, faults injected {fired}, events lost {m.lost}, "
                    f"cells different {m.cells_different}, dead letters off {abs(m.dead_letters_off)}")
     assert fired > 0 and (m.lost, m.cells_different, m.dead_letters_off) == (0, 0, 0), m.detail
 
@@ -69,7 +67,7 @@ def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp
 POISON = b'{"event_id": "poison-1", "source": "old-sink"}'  # no type: enrich cannot handle it
 
 
-def test_poison_record_is_dead_lettered_and_the_stage_goes_on(settings, client, data):
+def test_poison_record_is_dead_lettered_and_the_stage_goes_on(settings, client, data, fault_lines):
     """Embedded, in-process: a record enrich cannot handle sits in its input among the simulated
     business; it is dead-lettered with its error and every other event is processed exactly."""
     from leadflow.pipeline import Pipeline
@@ -98,7 +96,7 @@ def test_poison_record_is_dead_lettered_and_the_stage_goes_on(settings, client, 
     m = asyncio.run(scenario())
     rows = client.query("SELECT event_id, error_kind, errors FROM dead_letters FINAL "
                         "WHERE error_kind = 'processing'").result_rows
-    RESULTS.append(f"poison-record: runs 1, faults injected 1, events lost {m.lost}, "
+    fault_lines.append(f"poison-record: runs 1, faults injected 1, events lost {m.lost}, "
                    f"cells different {m.cells_different}, dead letters off {abs(m.dead_letters_off - 1)}")
     assert [(r[0], r[1]) for r in rows] == [("poison-1", "processing")]
     assert "enrich" in json.dumps(rows[0][2], default=str)
