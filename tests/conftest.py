@@ -42,9 +42,14 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "warehouse_kind" in metafunc.fixturenames:
-        kinds = ["chdb", "http"] if metafunc.definition.get_closest_marker("over_http") else ["chdb"]
-        metafunc.parametrize("warehouse_kind", kinds, ids=kinds if len(kinds) > 1 else None)
+    if "warehouse_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("over_http"):
+        metafunc.parametrize("warehouse_kind", ["chdb", "http"])
+
+
+@pytest.fixture
+def warehouse_kind() -> str:
+    """The embedded engine; tests marked over_http are parametrized with "http" too."""
+    return "chdb"
 
 
 @pytest.fixture(scope="session")
