@@ -18,9 +18,10 @@ Fault kinds (production: separate processes, tests/faults/harness.py; embedded: 
 `leadflow replay` process with its own broker and chdb warehouse):
 
 * `sigkill-<role>` (production; role = ingest, sink, enrich, attribution): SIGKILL a
-  process of that role at random moments (seeded), then start it again; half of the
-  worker kills land exactly between a batch's warehouse write and its offset commit
-  (LEADFLOW_FAULT_KILL_AT=STAGE:after-write:N, leadflow/faults.py);
+  process of that role at random moments (seeded; 20, short: 1), then start it again;
+  about half of the worker restarts are armed to kill themselves exactly between a
+  batch's warehouse write and its offset commit (LEADFLOW_FAULT_KILL_AT=STAGE:after-write:N,
+  leadflow/faults.py), counted as faults when they fire;
 * `embedded-sigkill`: SIGKILL `leadflow replay` at random moments and at after-write
   points of random stages, then replay the same file again;
 * `broker-restart` (production): SIGKILL the broker (Tansu on moto's S3 server) mid-stream
@@ -29,12 +30,17 @@ Fault kinds (production: separate processes, tests/faults/harness.py; embedded: 
   (short: 10 s): ingest keeps answering 2xx (checked), nothing is dead-lettered for it,
   then the lag drains;
 * `rebalance` (production): sink and attribution workers added and removed ten times
-  (short: three) while the events flow;
+  (short: two) while the events flow;
 * `transient-write` and `poison-record`: in-process, on the embedded engine, with the
   stage runner's retry and poison handling (tests/faults/test_faults.py).
 
+A process that exits on its own is started again (as an orchestrator would) and reported
+under its kind's line. Lag is not sampled: that no offset was committed past the last
+write shows as 0 events lost after the outage.
+
 Output: one line per kind, `kind: runs N, faults injected N, events lost N, cells
-different N`, then a summary line; exit status 1 when anything was lost or different.
+different N, dead letters off N`, then a summary line; exit status 1 when anything was
+lost or different. The short version groups the kinds into three runs (PROFILES).
 """
 from __future__ import annotations
 
