@@ -34,9 +34,6 @@ class People:
     deals: list[tuple] = field(default_factory=list)  # (person, deal_id, won_at, revenue)
     touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
     payments: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))  # person -> sum
-    # others that held their identity values before: absorbed by a merge (which moves every
-    # value of a person), so they hold none now and their profiles become tombstones
-    absorbed: set[str] = field(default_factory=set)
 
 
 def load_people(client: Client, person_ids: list[str]) -> People:
@@ -48,14 +45,11 @@ def load_people(client: Client, person_ids: list[str]) -> People:
     """
     people = People()
     stage_keys(client, "attribution_people", person_ids)
-    person_of = {}
-    for key, person, owners in client.query(read_sql("person_keys")).result_rows:
-        person_of[key] = person
-        people.keys[person].append(key)
-        people.absorbed.update(owners)
-    people.absorbed.difference_update(person_ids)
+    person_of = dict(client.query(read_sql("person_keys")).result_rows)
     if not person_of:
         return people
+    for key, person in person_of.items():
+        people.keys[person].append(key)
     stage_keys(client, "attribution_keys", person_of)
     people.deals = [(person_of[key], deal_id, won_at, revenue) for deal_id, key, won_at, revenue
                     in client.query(read_sql("person_deals")).result_rows]
@@ -88,17 +82,36 @@ def profile_rows(person_ids: list[str], people: People, *, version: int) -> list
     return rows
 
 
-def write_profiles(client: Client, person_ids: list[str], people: People, *, version: int) -> int:
+def absorbed_people(client: Client) -> list[str]:
+    """People the staged people (attribution_people) absorbed by a merge (person_merges, migration
+    0014) whose profiles still hold identity values and none of them is theirs now: their profiles
+    must become tombstones. Read from the warehouse, so a retried batch finds the same."""
+    merged = [a for (a,) in client.query(
+        "SELECT DISTINCT absorbed FROM person_merges WHERE survivor IN (SELECT key FROM attribution_people)").result_rows]
+    if not merged:
+        return []
+    stage_keys(client, "attribution_absorbed", merged)
+    profiled = client.query("SELECT person_id, keys FROM person_profiles FINAL "
+                            "WHERE person_id IN (SELECT key FROM attribution_absorbed) AND notEmpty(keys)").result_rows
+    if not profiled:
+        return []
+    stage_keys(client, "attribution_absorbed_keys", sorted({k for _, keys in profiled for k in keys}))
+    owner = dict(client.query(
+        "SELECT identity_key, argMax(person_id, version) FROM person_keys "
+        "WHERE identity_key IN (SELECT key FROM attribution_absorbed_keys) GROUP BY identity_key").result_rows)
+    return sorted(person for person, keys in profiled if all(owner.get(k) != person for k in keys))
+
+
+def write_profiles(client: Client, person_ids: list[str], people: People, *, version: int,
+                   absorbed: list[str] = ()) -> int:
     """Write the profiles of these people (after load_people staged them), with
-    tombstones for those that had one and no longer qualify, and for the people they
-    absorbed. Returns rows written."""
-    if people.absorbed:
-        person_ids = sorted(set(person_ids) | people.absorbed)
-        stage_keys(client, "attribution_people", person_ids)
+    tombstones for those that had one and no longer qualify, and for `absorbed`
+    (absorbed_people). Returns rows written."""
     rows = profile_rows(person_ids, people, version=version)
     written = {row[0] for row in rows}
     had = {person for (person,) in client.query(read_sql("profiled_people")).result_rows}
-    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0)) for person in sorted(had - written)]
+    gone = (had - written) | (set(absorbed) - set(person_ids))
+    rows += [(person, version, [], [], [], [], NONE_CHANNEL, Decimal(0)) for person in sorted(gone)]
     return insert_rows(client, "person_profiles", COLUMNS, rows)
 
 

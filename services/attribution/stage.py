@@ -7,9 +7,8 @@ version than before: a recomputation replaces the old set whole, so a touch
 that left the window loses its credit and nothing is counted twice.
 
 A retry is a replay: a batch reads everything it writes from the warehouse.
-People who held identity values of the batch's people before (absorbed by a
-merge: a merge moves every value of a person) get tombstones for their profiles,
-whether or not enrich announced them.
+The people the batch's people absorbed by a merge (person_merges) get tombstones
+for their profiles, whether or not enrich announced them.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
 from services.attribution.models import MODELS, credit_touches
-from services.attribution.profiles import NONE_CHANNEL, load_people, write_profiles
+from services.attribution.profiles import NONE_CHANNEL, absorbed_people, load_people, write_profiles
 
 COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "touch_event_ids", "touch_kinds",
            "channels", "campaigns", "operators", "credits"]
@@ -91,7 +90,8 @@ class AttributionStage:
             new_deals |= self._uncounted & {d[1] for d in deals}
             self._uncounted |= new_deals
         insert_rows(self.client, "attribution_credits", COLUMNS, rows)
-        write_profiles(self.client, people, loaded, version=version)
+        absorbed = absorbed_people(self.client)
+        write_profiles(self.client, people, loaded, version=version, absorbed=absorbed)
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 1) for p in people])
         self.business.observe(deals, touches, rows, new_deals)  # once the batch is fully written

@@ -53,6 +53,7 @@ def parse_key(key: str) -> tuple[int, int, int]:
 class LinkResult:
     changed_keys: dict[str, str] = field(default_factory=dict)  # identity_key -> new person_id
     absorbed: set[str] = field(default_factory=set)  # person ids that no longer exist
+    absorbed_roots: dict[str, int] = field(default_factory=dict)  # ... -> the node their id came from
 
 
 LOAD_PAGE = 500_000
@@ -226,6 +227,11 @@ class IdentityGraph:
         self._index(np.arange(first_new, self.nodes.n))
         return result
 
+    def merges(self, result: LinkResult) -> list[tuple[str, str]]:
+        """(survivor, absorbed) of each person a link_all absorbed; the survivor is the person
+        that holds the absorbed one's values now (after every link of the batch)."""
+        return sorted((self.person_id_of(node), absorbed) for absorbed, node in result.absorbed_roots.items())
+
     def _new_node(self, key: str, person: int | None) -> int:
         """A node for a new value: it joins `person` (a root), or founds a person when None."""
         kind, hi, lo = parse_key(key)
@@ -256,6 +262,7 @@ class IdentityGraph:
                     result.changed_keys[self.key_of(node)] = ids[target]
                 self._splice(target, other, len(moved))
                 result.absorbed.add(ids[other])
+                result.absorbed_roots[ids[other]] = other
         # unknown values join the target; without one, the first (keys[0]: sorted, all unknown) founds it
         for k in keys:
             if k not in node_of:

@@ -15,8 +15,9 @@ restarted process does), so links the failed attempt made in memory but did not
 write are made again and written. Whom to announce never depends on what
 changed in memory: the current person of every event that can change a profile
 (a touch, conversion or payment) or that links identity values (two or more),
-and those holding an id sent again. People absorbed by a merge are found by
-attribution from `person_keys` (services/attribution/profiles.py).
+and those holding an id sent again. Who absorbed whom is written to
+`person_merges` before the `person_keys` rows of the merge, and attribution
+tombstones the absorbed people's profiles from it (services/attribution/profiles.py).
 """
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ class EnrichStage:
     async def handle(self, records: list[ConsumerRecord]) -> None:
         written = await in_stage_thread(self.process, records)
         await self.announce(written.people)
-        self.business.observe(written.events, written.conversations)  # once the batch is fully written
+        # counted once the batch is fully written (in the stage thread: a loop over the events)
+        await in_stage_thread(self.business.observe, written.events, written.conversations)
 
     def process(self, records: list[ConsumerRecord]) -> "Written":
         """Write the batch's identity links, facts, call winners and conversations; returns what
@@ -148,6 +150,9 @@ class EnrichStage:
 
         link = self.graph.link_all(key_lists)
         version = self.clock.next()
+        # who absorbed whom, before the person_keys rows that make it (attribution tombstones from it)
+        insert_rows(self.client, "person_merges", ["survivor", "absorbed", "version"],
+                    [(s, a, version) for s, a in self.graph.merges(link)])
         insert_rows(self.client, "person_keys", ["identity_key", "person_id", "version"],
                     [(k, p, version) for k, p in link.changed_keys.items()])
         for event_type, table_rows in rows.items():
@@ -160,7 +165,7 @@ class EnrichStage:
 
         # people whose touches, conversions or payments arrived, whose identity values were linked
         # (a merge: the survivor covers both histories now; attribution tombstones the absorbed
-        # from person_keys), and who hold an id sent again. From the batch and the graph as it
+        # from person_merges), and who hold an id sent again. From the batch and the graph as it
         # stands, never from what changed in memory: a retried batch announces the same people.
         attribution_keys |= load_holders(self.client, winner_ids)
         people = sorted(set(self.graph.persons_of(sorted(attribution_keys)).values()))

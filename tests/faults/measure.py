@@ -123,7 +123,7 @@ def settle_and_measure(client, settings: Settings, data: Input, timeout: float =
     m.lost = len(data.valid_ids - ids)
     m.dead_letters_off = dead - data.invalid
     while True:
-        m.cells, bad = compare_all(client, settings, data.events, PERIODS, compute=sql_kpis)
+        m.cells, bad = compare_all(client, settings, data.events, PERIODS, kpis=sql_kpis)
         m.cells_different = len(bad)
         m.detail = "; ".join(bad[:5])
         if not bad or time.monotonic() > deadline:
