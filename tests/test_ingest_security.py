@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import socket
 import time
 
@@ -408,3 +409,16 @@ def test_no_auth_only_on_loopback(capsys):
     assert err.count("\n") == 1 and "--no-auth is allowed only on a loopback address" in err
     assert [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "10.0.0.1", "example.com")] == \
         [True, True, True, False, False]
+
+
+def test_a_warehouse_password_never_reaches_an_error_line(monkeypatch, capsys, tmp_path):
+    from leadflow import cli
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("LEADFLOW_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("LEADFLOW_CLICKHOUSE_URL", "http://alice:hunter2@127.0.0.1:1/")
+    monkeypatch.setenv("LEADFLOW_IDENTITY_SECRET", "a-production-secret")
+    assert cli.main(["keys", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot open warehouse http://alice:***@127.0.0.1:1/" in err and "hunter2" not in err
