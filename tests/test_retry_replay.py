@@ -161,7 +161,8 @@ def test_faults_in_a_leadflow_subprocess(broker, tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(json.dumps(valid_event(i)) for i in range(20)) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
-    env.update(LEADFLOW_KAFKA_BOOTSTRAP=broker.bootstrap, LEADFLOW_TOPIC_PREFIX=f"fx-{tmp_path.name}")
+    env.update(LEADFLOW_KAFKA_BOOTSTRAP=broker.bootstrap, LEADFLOW_TOPIC_PREFIX=f"fx-{tmp_path.name}",
+               LEADFLOW_IDENTITY_SECRET="fx-subprocess-test-secret-41d8")  # not the development one: a broker is set
     repo = Path(__file__).resolve().parents[1]
     res = subprocess.run(
         [sys.executable, "-m", "tests.faults_inject", "insert:raw_events@warehouse-sink+after",
