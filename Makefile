@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench bench-10m schemas clean lint report dashboards
+.PHONY: run test install bench bench-10m schemas clean lint report dashboards faults
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ test: $(STAMP)
 	@bash scripts/ensure-debian-package.sh chromium chromium || echo "chromium not installed: the report screenshot test will be skipped"
 	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# the fault suite (tests/faults/run.py): SIGKILLs, broker restart, warehouse outage, rebalances in both
+# topologies, every run against the reference; one line per fault kind. `make test` runs a short version.
+faults: $(STAMP)
+	$(PY) -m tests.faults.run $(FAULTS_ARGS)
 
 # the naive baseline is a Faust agent: faust-streaming is the `bench` extra, installed here only
 BENCH_DEPS = $(PY) -m pip install -q -e '.[dev,bench]'

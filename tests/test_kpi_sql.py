@@ -251,6 +251,7 @@ def expected_examples() -> dict:
 
 
 
+@pytest.mark.over_http
 @pytest.mark.parametrize("model", MODELS)
 def test_examples_facts_match_expected(client, settings, facts, model):
     load_examples(facts)
@@ -648,6 +649,7 @@ def test_marketing_edges(client, settings, facts):
     assert camp["zero"]["leads"] == 1 and camp["zero"]["converted_leads"] == 1
 
 
+@pytest.mark.over_http
 def test_late_merge_and_restated_credits(client, settings, facts):
     """Facts are re-homed through person_keys (newest version) and credits are replaced
     by a newer version, never summed."""
@@ -704,6 +706,7 @@ def _replay(settings, path: Path):
     return asyncio.run(replay(settings, [path], show_progress=False))
 
 
+@pytest.mark.over_http
 def test_end_to_end_examples(client, settings):
     path = CONTRACT / "examples.jsonl"
     _replay(settings, path)

@@ -58,6 +58,7 @@ def counts(client) -> tuple[int, int]:
     return raw, dead
 
 
+@pytest.mark.over_http
 def test_replay_exact_counts_twice(settings, client, mixed_file):
     path, V, D, B = mixed_file
     first = asyncio.run(replay(settings, [path], show_progress=False))
@@ -130,6 +131,7 @@ def test_people_linked_across_segments_are_one_person(settings, client, tmp_path
     assert client.query("SELECT count(), uniqExact(person_id) FROM persons").result_rows == [(31, 1)]
 
 
+@pytest.mark.over_http
 def test_dead_letters_keep_original_bytes_and_reasons(settings, client, mixed_file):
     path, *_ = mixed_file
     asyncio.run(replay(settings, [path], show_progress=False))
