@@ -41,8 +41,10 @@ def simulated_warehouse(broker, chdb_dir, tmp_path_factory):
         summary = asyncio.run(replay(settings, [path], show_progress=False))
         client = warehouse.connect(settings)
         fit_ltv(client)
-        _cache["sim"] = (settings, client, path, counts, summary)
-    return _cache["sim"]
+        _cache["sim"] = (settings, path, counts, summary)
+    settings, path, counts, summary = _cache["sim"]
+    # a live client each time: a test that opened another chdb path in this process closed this one
+    return settings, warehouse.connect(settings), path, counts, summary
 
 
 def fit_ltv(client) -> None:
