@@ -84,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_main_job_parsers(sub, _common)  # run, simulate, report, grafana
 
-    from services.attribution.kpis.cli import add_kpis_parser
+    from leadflow.kpis_cli import add_kpis_parser
 
     _common(add_kpis_parser(sub))
 
-    from services.attribution.kpis.contact_centre_cli import add_contacts_parser
+    from leadflow.contact_centre_cli import add_contacts_parser
 
     _common(add_contacts_parser(sub))
 
@@ -148,7 +148,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not f.is_file():
             raise UsageError(f"leadflow replay: file not found: {f}")
     settings = settings_from(args)
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
 
     summary = asyncio.run(replay(settings, files, show_progress=not args.no_progress))
     if args.format == "json":
@@ -190,7 +190,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
     settings = settings_from(args, **extra)
-    from services.ingest.http import serve
+    from leadflow.serve import serve
 
     from services.ingest.http import is_loopback
 
@@ -303,7 +303,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         except (ZoneInfoNotFoundError, ValueError):
             raise UsageError(f"leadflow import: unknown time zone {args.timezone!r} (e.g. Europe/Berlin)") from None
     settings = settings_from(args)
-    from services.ingest.sources.importer import import_file
+    from leadflow.importer import import_file
 
     summary = asyncio.run(import_file(settings, args.adapter, path, args.timezone, show_progress=not args.no_progress))
     if args.format == "json":
@@ -347,7 +347,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_kpis(args: argparse.Namespace) -> int:
-    from services.attribution.kpis.cli import KpiArgumentError, cmd_kpis as run
+    from leadflow.kpis_cli import KpiArgumentError, cmd_kpis as run
 
     try:
         return run(args)
@@ -356,7 +356,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
 
 def cmd_contacts(args: argparse.Namespace) -> int:
-    from services.attribution.kpis.contact_centre_cli import ContactCentreArgumentError, cmd_contacts as run
+    from leadflow.contact_centre_cli import ContactCentreArgumentError, cmd_contacts as run
 
     try:
         return run(args)

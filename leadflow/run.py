@@ -90,7 +90,7 @@ def main_job(settings: Settings, *, days: int = RUN_DAYS, visitors_per_day: int 
              model: str = "linear") -> int:
     from leadflow import warehouse
     from leadflow.report import collect, render_terminal, write_html
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
 
     t0 = time.monotonic()
     if fresh and not settings.clickhouse_url and settings.warehouse_dir.exists():

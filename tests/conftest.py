@@ -100,7 +100,7 @@ def replay_events(settings, tmp_path):
     import asyncio
     import json
 
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
 
     counter = itertools.count()
 

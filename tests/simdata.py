@@ -28,7 +28,7 @@ _cache: dict[str, tuple] = {}
 def simulated_warehouse(broker, chdb_dir, tmp_path_factory):
     if "sim" not in _cache:
         from leadflow.simulator import SimulationConfig, write_jsonl
-        from services.ingest.replay import replay
+        from leadflow.replay import replay
 
         tag = uuid.uuid4().hex[:6]
         settings = load_settings(

@@ -85,7 +85,8 @@ def test_rules_read_metrics_leadflow_exports(settings):
     """Every leadflow_* series a rule reads is a metric leadflow registers (catches renames and typos)."""
     from prometheus_client import REGISTRY
 
-    from leadflow import business_metrics, metrics  # noqa: F401  (register everything)
+    from leadflow import metrics  # noqa: F401  (register everything)
+    from services import business_metrics
 
     business_metrics.EnrichMetrics(settings)
     business_metrics.AttributionMetrics(settings)

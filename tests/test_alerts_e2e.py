@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from leadflow.pipeline import Pipeline
-from services.ingest.http import running_app
+from leadflow.serve import running_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM_DIR = ROOT / "deploy" / "prometheus"

@@ -1,4 +1,4 @@
-"""Business metrics (leadflow/business_metrics.py) counted as events flow through the real pipeline.
+"""Business metrics (services/business_metrics.py) counted as events flow through the real pipeline.
 
 Counters are process-global, so every check is a difference before/after a replay.
 """
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from leadflow import business_metrics
+from services import business_metrics
 
 
 def T(minute: int, second: float = 0.0, day: int = 4) -> str:

@@ -147,7 +147,7 @@ def test_conversation_fact_is_the_same_in_and_out_of_order(settings, client, rep
     import asyncio
     import json
 
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
     shuffled = [CHAT[7], CHAT[4], CHAT[1], CHAT[5]], [CHAT[6], CHAT[2], CHAT[3], CHAT[0]]
     for n, part in enumerate(shuffled):
         path = tmp_path / f"part{n}.jsonl"

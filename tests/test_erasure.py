@@ -31,7 +31,7 @@ import zstandard
 
 from leadflow import metrics
 from leadflow.privacy import IdentityHasher
-from services.ingest.replay import replay
+from leadflow.replay import replay
 from tests.test_kpi_sql import compare_all, read_jsonl
 
 VISITOR = "v-canary-7731"
@@ -294,7 +294,7 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
 def test_the_warehouse_sink_drops_what_ingest_let_through(client, settings, sim_lines, tmp_path, monkeypatch, capsys):
     """An event of a forgotten value that reached the raw topic anyway (produced before the
     forget, or by an ingest whose list was stale) is not stored by the warehouse sink."""
-    import services.ingest.replay as replay_module
+    import leadflow.replay as replay_module
     from services.ingest.suppression import Suppression
 
     events = canary_events()
@@ -362,7 +362,7 @@ def test_http_ingest_answers_suppressed_and_stores_nothing(client, settings):
     import aiohttp
 
     from leadflow.pipeline import Pipeline
-    from services.ingest.http import running_app
+    from leadflow.serve import running_app
 
     _suppress_values(client, settings, ("email", EMAIL))
     forgotten = {**canary_events()[6], "event_id": "ev-http-1"}  # the lead with the email as sent

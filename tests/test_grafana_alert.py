@@ -165,7 +165,7 @@ def test_simulated_weeks_match_a_python_computation(settings, client, tmp_path):
     import asyncio
 
     from leadflow.simulator import SimulationConfig, write_jsonl
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
 
     cfg = SimulationConfig(days=22, seed=11, visitors_per_day=400)
     path = tmp_path / "sim.jsonl"

@@ -8,7 +8,7 @@ import aiohttp
 
 from leadflow.config import load_settings
 from leadflow.pipeline import Pipeline
-from services.ingest.http import running_app
+from leadflow.serve import running_app
 
 CLICK = {"type": "ad_click", "occurred_at": "2026-05-01T10:00:00Z", "source": "site",
          "identity": {"visitor_id": "v-1"}, "campaign_id": "c1", "channel": "search_ads"}

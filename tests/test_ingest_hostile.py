@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from leadflow.config import load_settings
 from leadflow.pipeline import Pipeline
 from services.ingest.body import BodyRefused, split_body
-from services.ingest.http import running_app
+from leadflow.serve import running_app
 from services.ingest.publish import Parsed
 from services.ingest.sink import raw_row
 from services.ingest.validate import AcceptedEvent, DeadLetter, InputOccurrences, Validator

@@ -23,7 +23,7 @@ from leadflow.config import DEV_IDENTITY_SECRET, ConfigError, load_settings
 from leadflow.pipeline import Pipeline
 from leadflow.secret_guard import SecretMismatch, check_fingerprint, check_identity_secret, redact
 from services.ingest import keys as ingest_keys
-from services.ingest.http import running_app
+from leadflow.serve import running_app
 
 CLICK = {"type": "ad_click", "occurred_at": "2026-05-01T10:00:00Z", "identity": {"visitor_id": "v-1"},
          "campaign_id": "c1", "channel": "search_ads"}

@@ -701,7 +701,7 @@ def test_period_validation(client, settings):
 def _replay(settings, path: Path):
     import asyncio
 
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
 
     return asyncio.run(replay(settings, [path], show_progress=False))
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.ingest.replay import replay
+from leadflow.replay import replay
 
 V_TYPES = ["ad_click", "lead", "message", "call_completed", "deal_won"]
 

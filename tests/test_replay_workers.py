@@ -9,7 +9,7 @@ import pytest
 
 from leadflow.config import ConfigError, load_settings
 from leadflow.pipeline import ALL_STAGES, Pipeline
-from services.ingest.replay import replay
+from leadflow.replay import replay
 from tests.test_workers import EVENTS as WORKER_EVENTS
 
 EVENTS = WORKER_EVENTS[:3]  # a click, a lead, a deal of one person

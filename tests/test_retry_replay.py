@@ -16,7 +16,7 @@ from leadflow import pipeline
 from tests.conftest import TEST_IDENTITY_SECRET
 from leadflow.stream import StageRunner
 from services.attribution.kpis import compute_kpis
-from services.ingest.replay import replay
+from leadflow.replay import replay
 from tests.faults_inject import Fault, inject
 from tests.reference import kpis as ref
 from tests.test_kpi_sql import compare_all

@@ -20,8 +20,8 @@ import pytest
 from leadflow.config import load_settings
 from leadflow.pipeline import Pipeline
 from services.attribution.kpis import compute_kpis
-from services.ingest.http import running_app
-from services.ingest.sources.importer import import_file
+from leadflow.serve import running_app
+from leadflow.importer import import_file
 
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:

@@ -18,12 +18,12 @@ from datetime import timedelta
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import in_stage_thread
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
+from services import business_metrics
 from services.attribution.markov import JOURNEY_COLUMNS, journey_rows
 from services.attribution.models import STORED_MODELS, credit_touches
 from services.attribution.profiles import NONE_CHANNEL, absorbed_people, load_people, write_profiles

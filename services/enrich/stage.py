@@ -29,12 +29,12 @@ import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from leadflow import business_metrics
 from leadflow.config import Settings
 from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows, stage_keys
+from services import business_metrics
 from services.enrich import conversations as conv
 from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES, WINNER_IDS
 from services.enrich.identity import IdentityGraph

@@ -19,28 +19,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import ipaddress
 import logging
-import signal
 
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from leadflow import warehouse
-from leadflow.broker import broker_for
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline
-from leadflow.stream import start_producer
 from services.ingest.body import BodyRefused, read_body, split_body
 from services.ingest.keys import IngestKey, KeyStore
 from services.ingest.publish import PublishError, Publisher
 from services.ingest.quota import Quotas
-from services.ingest.suppression import Suppression
 from services.ingest.sources.http import add_source_routes
-from services.ingest.validate import InputOccurrences, Validator
+from services.ingest.validate import InputOccurrences
 
 log = logging.getLogger(__name__)
 
@@ -250,55 +243,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-@contextlib.asynccontextmanager
-async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int, *,
-                      keys: KeyStore | None = None):
-    """The ingest app on host:port, producing through its own idempotent producer. `keys`: require
-    write keys (refreshed in the background while the app runs); None: no authentication."""
-    producer = await start_producer(pipe.bootstrap, idempotent=True)
-    publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
-                          report_repeats=True, produce_timeout_s=settings.produce_timeout_s,
-                          suppression=Suppression.following(client, settings))
-    refresher = None
-    if keys is not None:
-        await asyncio.to_thread(keys.refresh)
-        refresher = asyncio.create_task(keys.run(), name="ingest-keys")
-    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health), access_log=None,
-                        header_timeout_s=settings.http_header_timeout_s,
-                        keepalive_timeout=settings.http_header_timeout_s + 1)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    try:
-        yield runner.addresses[0], publisher
-    finally:
-        await runner.cleanup()
-        if refresher is not None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-        await producer.stop()
-
-
-async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True) -> None:
-    """HTTP ingest. Embedded default: every stage runs in this process behind it. `ingest_only`
-    (production, with LEADFLOW_KAFKA_BOOTSTRAP): only validate and produce; `leadflow worker`
-    processes run the stages. `auth`: require write keys (`--no-auth` only on loopback)."""
-    client = warehouse.open_warehouse(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    keys = KeyStore(client, settings.keys_refresh_s) if auth else None
-    with broker_for(settings) as bootstrap:
-        async with (Pipeline(settings, bootstrap, client, single_process=False, stages=()) if ingest_only
-                    else Pipeline(settings, bootstrap, client)) as pipe:
-            async with running_app(settings, pipe, client, settings.http_host, settings.http_port,
-                                   keys=keys) as (addr, _):
-                how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
-                       if keys is not None else "NO AUTHENTICATION")
-                print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
-                      f"{how})", flush=True)
-                await pipe.run_until(stop)  # a stage that gives up ends serve with an error

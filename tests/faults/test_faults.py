@@ -48,7 +48,7 @@ HAVE_INJECT = importlib.util.find_spec("tests.faults_inject") is not None
 def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp_path, fault_lines):
     """Embedded, in-process: every write site of every stage fails once; the runner retries the
     batch in-process (a replay): nothing lost, every cell exact, dead letters exact."""
-    from services.ingest.replay import replay
+    from leadflow.replay import replay
     from tests.faults_inject import inject
     from tests.test_retry_replay import faults_at_every_site
 

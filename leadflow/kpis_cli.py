@@ -98,7 +98,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     if args.channel and args.grouping not in STAFFING_GROUPING:
         raise KpiArgumentError("leadflow kpis: --channel applies to staffing only")
     if args.grouping in STAFFING_GROUPING:
-        from services.attribution.kpis.contact_centre_cli import ContactCentreArgumentError, cmd_staffing
+        from leadflow.contact_centre_cli import ContactCentreArgumentError, cmd_staffing
 
         try:
             return cmd_staffing(args)

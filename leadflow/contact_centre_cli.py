@@ -1,6 +1,6 @@
 """`leadflow kpis staffing` and `leadflow contacts` (contract v1.1 sections 3 and 4).
 
-Registered by leadflow/cli.py (contacts) and services/attribution/kpis/cli.py (the `staffing`
+Registered by leadflow/cli.py (contacts) and leadflow/kpis_cli.py (the `staffing`
 grouping of `kpis`). Output: a table for people, JSON (one array of objects with exactly the
 contract's keys) or CSV.
 """
@@ -37,7 +37,7 @@ def _positive(value: str) -> int:
 
 
 def add_contacts_parser(subparsers) -> argparse.ArgumentParser:
-    from services.attribution.kpis.cli import _date
+    from leadflow.kpis_cli import _date
 
     p = subparsers.add_parser(
         "contacts", help="list contacts (conversations, inbound calls) to drill down into a KPI",
