@@ -5,16 +5,13 @@ real broker and chdb, with one transient fault injected into each write of each 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from leadflow import pipeline
 from tests.conftest import TEST_IDENTITY_SECRET
-from leadflow.stream import StageRunner
 from services.attribution.kpis import compute_kpis
 from leadflow.replay import replay
 from tests.faults_inject import Fault, inject
@@ -93,13 +90,11 @@ def scenario(tmp_path_factory) -> tuple[Path, list[dict], tuple[int, int, int, i
 
 
 @pytest.fixture
-def small_batches(settings, monkeypatch):
-    """Batches of BATCH records, and runners that retry a failing batch as often as there are write sites
-    (a test injects several faults that may hit one batch one after another)."""
-    if "max_failures" in inspect.signature(StageRunner).parameters:
-        limit = {"max_failures": len(WRITE_SITES) + 2}
-        monkeypatch.setattr(pipeline, "StageRunner", lambda *a, **kw: StageRunner(*a, **{**kw, **limit}))
-    return settings.model_copy(update={"batch_max_rows": BATCH})
+def small_batches(settings):
+    """Batches of BATCH records, and a short backoff: a test injects several faults that may hit one
+    batch one after another, and the runner's default backoff grows to 15 s."""
+    return settings.model_copy(update={"batch_max_rows": BATCH, "stage_backoff_initial_seconds": 0.02,
+                                       "stage_backoff_max_seconds": 0.2})
 
 
 def kpi_mismatches(client, settings, events) -> tuple[int, list[str]]:
