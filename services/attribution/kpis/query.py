@@ -150,9 +150,21 @@ def compute_kpis(
     date_from: date | None = None,
     date_to: date | None = None,
     now: datetime | None = None,
+    source: str = "facts",
 ) -> list[dict[str, Any]]:
-    """KPIs of one grouping over [date_from, date_to) (None = open), one dict per group."""
-    sql = load_sql(grouping)
+    """KPIs of one grouping over [date_from, date_to) (None = open), one dict per group.
+
+    `source`: "facts" (the reference path: every fact, this folder's SQL) or "rollups"
+    (the stored day x group partial results, services/rollup/)."""
+    if source == "rollups":
+        from services.rollup.refresh import kpis_sql
+
+        load_sql(grouping)  # the same grouping names
+        sql = kpis_sql(grouping)
+    elif source == "facts":
+        sql = load_sql(grouping)
+    else:
+        raise ValueError(f"unknown source {source!r}; facts or rollups")
     params = kpi_parameters(settings, model=model, date_from=date_from, date_to=date_to, now=now)
     result = client.query(sql, parameters=_used(sql, params))
     keys = OUTPUT_KEYS[grouping]
