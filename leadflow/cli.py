@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run stages as consumer-group members against Kafka (production)")
     _common(p)
     p.add_argument("--stage", action="append", required=True,
-                   choices=["warehouse-sink", "deadletter-sink", "enrich", "attribution"],
+                   choices=["warehouse-sink", "deadletter-sink", "enrich", "attribution", "rollup"],
                    help="a stage to run (repeat for several)")
     p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
 
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     from leadflow.kpis_cli import add_kpis_parser
 
     _common(add_kpis_parser(sub))
+
+    from leadflow.rollups_cli import add_rollups_parser
+
+    _common(add_rollups_parser(sub))
 
     from leadflow.contact_centre_cli import add_contacts_parser
 
@@ -355,6 +359,12 @@ def cmd_kpis(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_rollups(args: argparse.Namespace) -> int:
+    from leadflow.rollups_cli import cmd_rollups as run
+
+    return run(args)
+
+
 def cmd_contacts(args: argparse.Namespace) -> int:
     from leadflow.contact_centre_cli import ContactCentreArgumentError, cmd_contacts as run
 
@@ -370,6 +380,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": cmd_worker, "import": cmd_import, "keys": cmd_keys, "forget": cmd_forget,
 }
 COMMANDS["contacts"] = cmd_contacts  # contract v1.1 section 4
+COMMANDS["rollups"] = cmd_rollups  # issue 18
 from leadflow.commands import COMMANDS as _MAIN_JOB_COMMANDS  # noqa: E402  simulate, report, grafana
 
 COMMANDS.update({name: _main_job(fn) for name, fn in _MAIN_JOB_COMMANDS.items()})

@@ -53,6 +53,9 @@ def add_kpis_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
                    help=f"attribution model of conversions and revenue (default {DEFAULT_MODEL})")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (people), json or csv")
+    p.add_argument("--source", choices=("auto", "rollups", "facts"), default="auto",
+                   help="read the stored rollups, recompute from every fact (the reference path), or "
+                        "auto: the rollups when they can answer (default)")
     p.add_argument("--channel", action="append", default=[], metavar="C",
                    help="staffing: only this conversation channel (repeatable)")
     p.add_argument("--horizon-days", type=_positive_days, default=None, metavar="N",
@@ -117,8 +120,14 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     if args.grouping in SUMMARIES:
         print(_summary(args, client))
         return 0
+    if args.source == "rollups":
+        from services.rollup.refresh import readable
+
+        if not readable(client, settings, args.grouping, args.model):
+            raise KpiArgumentError(f"leadflow kpis {args.grouping}: no current rollups for model {args.model} "
+                                   "(markov is computed when asked; other settings need `leadflow rollups rebuild`)")
     rows = compute_kpis(client, settings, args.grouping, model=args.model,
-                        date_from=args.date_from, date_to=args.date_to)
+                        date_from=args.date_from, date_to=args.date_to, source=args.source)
     print(render_rows(rows, args.grouping, OUTPUT_KEYS[args.grouping], args.format,
                       model=args.model, date_from=args.date_from, date_to=args.date_to))
     return 0

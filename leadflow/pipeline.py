@@ -28,6 +28,8 @@ from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageFatal, Stag
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
+from services.rollup.dirty import Dirty
+from services.rollup.stage import RollupStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
 from services.ingest.validate import DeadLetter, original_bytes, partition_key
 
@@ -61,7 +63,7 @@ class PipelineError(RuntimeError):
     """A stage stopped, or the pipeline did not finish in time."""
 
 
-ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stages.ATTRIBUTION)
+ALL_STAGES = (Stages.WAREHOUSE_SINK, Stages.DEADLETTER_SINK, Stages.ENRICH, Stages.ATTRIBUTION, Stages.ROLLUP)
 STAGE_PROCESSOR = "leadflow-stage"
 
 
@@ -135,7 +137,8 @@ class Pipeline:
             Stages.DEADLETTER_SINK: lambda: DeadLetterSink(client(), self.topics, self.settings.identity_secret),
             Stages.ENRICH: lambda: EnrichStage(client(), self.producer, self.topics, self.settings,
                                                self.identity_graph),
-            Stages.ATTRIBUTION: lambda: AttributionStage(client(), self.topics, self.settings),
+            Stages.ATTRIBUTION: lambda: AttributionStage(client(), self.topics, self.settings, self.producer),
+            Stages.ROLLUP: lambda: RollupStage(client(), self.topics, self.settings),
         }
         if Stages.ENRICH in self.stages and self._enrich_needs_lease():
             self.lease = Lease(client(), Stages.ENRICH, ttl_s=self.settings.enrich_lease_seconds,
@@ -151,6 +154,9 @@ class Pipeline:
         self.dead_sink = built.get(Stages.DEADLETTER_SINK)
         self.enrich = built.get(Stages.ENRICH)
         self.attribution = built.get(Stages.ATTRIBUTION)
+        self.rollup = built.get(Stages.ROLLUP)
+        if self.enrich is not None and self.attribution is not None:  # one tracker of what the rollup stage has to do
+            self.attribution.dirty_emitted = self.enrich.dirty_emitted
         if self.single_process and self.identity_graph is None:
             await self._resume()
         for name, stage in built.items():
@@ -223,8 +229,12 @@ class Pipeline:
             "SELECT person_id FROM attribution_queue GROUP BY person_id HAVING argMax(done, version) = 0"
         ).result_rows]
         await self.enrich.announce(people)
-        if messages or people:
-            log.warning("resumed unfinished work: %d stored events, %d people", len(messages), len(people))
+        dirty = Dirty.from_entities(row[0] for row in self.client.query(
+            "SELECT entity FROM rollup_queue GROUP BY entity HAVING argMax(done, version) = 0").result_rows)
+        await send_all(self.producer, self.topics.rollup_dirty, dirty.messages(), self.enrich.dirty_emitted)
+        if messages or people or dirty:
+            log.warning("resumed unfinished work: %d stored events, %d people, %d rollup entities", len(messages),
+                        len(people), len(dirty.entities()))
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
@@ -302,11 +312,12 @@ class Pipeline:
         if not self.single_process:
             raise PipelineError("drain needs every stage in this process")
         deadline = time.monotonic() + timeout_s
-        raw_sink, dead_sink, enrich, attribution = self.runners
+        raw_sink, dead_sink, enrich, attribution, rollup = self.runners
         await self._wait(raw_sink, produced, deadline, on_tick)
         await self._wait(dead_sink, produced, deadline, on_tick)
         await self._wait(enrich, self.raw_sink.forwarded, deadline, on_tick)
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
+        await self._wait(rollup, self.enrich.dirty_emitted, deadline, on_tick)
 
 
 STALLED_WORKERS_S = 30
@@ -322,14 +333,15 @@ async def wait_for_workers(bootstrap: str, topics, produced: OffsetTracker, *, t
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     chain = [(Stages.WAREHOUSE_SINK, [topics.raw]), (Stages.DEADLETTER_SINK, [topics.deadletter]),
-             (Stages.ENRICH, [topics.stored]), (Stages.ATTRIBUTION, [topics.persons_changed])]
+             (Stages.ENRICH, [topics.stored]), (Stages.ATTRIBUTION, [topics.persons_changed]),
+             (Stages.ROLLUP, [topics.rollup_dirty])]
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await probe.start()
     try:
         for stage, names in chain:
             parts = [TopicPartition(t, p) for t in names for p in sorted(probe.partitions_for_topic(t) or ())]
             ends = {tp: produced.ends[tp] for tp in parts if tp in produced.ends}
-            if stage in (Stages.ENRICH, Stages.ATTRIBUTION):
+            if stage in (Stages.ENRICH, Stages.ATTRIBUTION, Stages.ROLLUP):
                 ends = {tp: end for tp, end in (await probe.end_offsets(parts)).items() if end}
             group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topics.group(stage), enable_auto_commit=False)
             await group.start()

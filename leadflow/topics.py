@@ -30,8 +30,13 @@ class Topics:
         """Person ids whose touches, conversions or identity changed: attribution recomputes them."""
         return f"{self.prefix}.persons.changed"
 
+    @property
+    def rollup_dirty(self) -> str:
+        """Entities (kind and id) whose rollup items may have changed: the rollup stage recomputes them."""
+        return f"{self.prefix}.rollup.dirty"
+
     def all(self) -> list[str]:
-        return [self.raw, self.deadletter, self.stored, self.persons_changed]
+        return [self.raw, self.deadletter, self.stored, self.persons_changed, self.rollup_dirty]
 
     def group(self, stage: str) -> str:
         """Consumer group of a stage (one group per stage, shared by all its workers)."""
@@ -43,6 +48,7 @@ class Stages:
     DEADLETTER_SINK = "deadletter-sink"
     ENRICH = "enrich"
     ATTRIBUTION = "attribution"
+    ROLLUP = "rollup"
 
 
 def topics_for(settings: Settings) -> Topics:

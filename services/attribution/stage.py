@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from leadflow.config import Settings
-from leadflow.stream import in_stage_thread
+from leadflow.stream import OffsetTracker, in_stage_thread, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
@@ -27,6 +27,7 @@ from services import business_metrics
 from services.attribution.markov import JOURNEY_COLUMNS, journey_rows
 from services.attribution.models import STORED_MODELS, credit_touches
 from services.attribution.profiles import NONE_CHANNEL, absorbed_people, load_people, write_profiles
+from services.rollup.dirty import QUEUE_COLUMNS, Dirty
 
 COLUMNS = ["deal_id", "model", "version", "person_id", "won_at", "revenue", "touch_event_ids", "touch_kinds",
            "channels", "campaigns", "operators", "credits"]
@@ -50,16 +51,45 @@ def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: tim
 
 
 # the versioned tables attribution writes (leadflow/versions.py)
-VERSIONED_TABLES = ("attribution_credits", "person_profiles", "attribution_queue")
+VERSIONED_TABLES = ("attribution_credits", "person_profiles", "attribution_queue", "rollup_queue")
+
+# the leads, conversations and calls of the staged identity values (load_people staged them):
+# their rollup items depend on their person's deals and leads
+CONTACTS_OF_KEYS = """
+SELECT 'lead', lead_id FROM leads WHERE identity_key IN (SELECT key FROM attribution_keys)
+UNION ALL
+SELECT 'conversation', conversation_id FROM conversation_facts WHERE identity_key IN (SELECT key FROM attribution_keys)
+UNION ALL
+SELECT 'call', call_id FROM calls WHERE identity_key IN (SELECT key FROM attribution_keys)
+"""
+
+
+def rollup_dirty(client: Client, people: list[str], loaded) -> Dirty:
+    """The rollup entities a recomputation of these (staged) people changed: their deals' credits,
+    their profiles and those of everybody they absorbed (from person_merges, not from which
+    profiles this attempt tombstoned: a retry finds the same), their leads, conversations and calls."""
+    dirty = Dirty()
+    dirty.add("person", people)
+    dirty.add("person", [a for (a,) in client.query(
+        "SELECT DISTINCT absorbed FROM person_merges WHERE survivor IN (SELECT key FROM attribution_people)").result_rows])
+    dirty.add("deal", [deal_id for _, deal_id, _, _ in loaded.deals])
+    if any(loaded.keys.values()):
+        for kind, entity_id in client.query(CONTACTS_OF_KEYS).result_rows:
+            dirty.add(kind, [entity_id])
+    return dirty
 
 
 class AttributionStage:
     name = Stages.ATTRIBUTION
 
-    def __init__(self, client: Client, topics: Topics, settings: Settings):
+    def __init__(self, client: Client, topics: Topics, settings: Settings, producer: AIOKafkaProducer | None = None):
+        """`producer`: where the rollup stage is told what changed (None: nobody is told)."""
         self.group_id = topics.group(self.name)
         self.topics = [topics.persons_changed]
         self.client = client
+        self.producer = producer
+        self.dirty_topic = topics.rollup_dirty
+        self.dirty_emitted = OffsetTracker()  # the pipeline may share one with enrich
         self.lookback = timedelta(days=settings.lookback_days)
         self.half_life = timedelta(days=settings.half_life_days)
         self.clock = VersionClock(VERSIONED_TABLES)
@@ -70,19 +100,21 @@ class AttributionStage:
         self._uncounted: set[str] = set()  # new deals of a failed attempt (metrics count them once)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        await in_stage_thread(self.process, records)
+        dirty = await in_stage_thread(self.process, records)
+        if self.producer is not None:
+            await send_all(self.producer, self.dirty_topic, dirty.messages(), self.dirty_emitted)
 
-    def process(self, records: list[ConsumerRecord]) -> None:
+    def process(self, records: list[ConsumerRecord]) -> Dirty:
         if self.stale:
             self.clock.sync(self.client)
             self.stale = False
         try:
-            self._process(sorted({r.value.decode() for r in records}))
+            return self._process(sorted({r.value.decode() for r in records}))
         except BaseException:
             self.stale = True
             raise
 
-    def _process(self, people: list[str]) -> None:
+    def _process(self, people: list[str]) -> Dirty:
         version = self.clock.next()
         loaded = load_people(self.client, people)
         deals, touches = loaded.deals, loaded.touches
@@ -98,8 +130,11 @@ class AttributionStage:
         insert_rows(self.client, "journeys", JOURNEY_COLUMNS,
                     journey_rows(people + [p for p in absorbed if p not in set(people)], deals, touches,
                                  lookback=self.lookback, version=version))
+        dirty = rollup_dirty(self.client, people, loaded)
+        insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 0))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 1) for p in people])
         self.business.observe(deals, touches, rows, new_deals)  # once the batch is fully written
         self._uncounted.clear()
         self.recomputed += len(deals)
+        return dirty

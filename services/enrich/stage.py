@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -40,6 +40,7 @@ from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES
 from services.enrich.identity import IdentityGraph
 from services.enrich.winners import write_call_winners
 from services.ingest.suppression import carries, count_suppressed, load_digests
+from services.rollup.dirty import QUEUE_COLUMNS, Dirty
 
 
 def load_conversation_events(client: Client, ids: list[str]) -> dict[str, list[conv.ConvEvent]]:
@@ -67,8 +68,37 @@ def load_holders(client: Client, ids: dict[str, set[str]]) -> set[str]:
     return {key for (key,) in client.query(sql).result_rows if key}
 
 
+# the rollup entity an event of each type changes (services/rollup/dirty.py), besides its people's
+ROLLUP_ENTITY = {
+    "ad_spend": ("spend", lambda e: f"{e['campaign_id']}\t{date.fromisoformat(e['date'])}"),
+    "lead": ("lead", lambda e: e["lead_id"]),
+    "ad_click": ("click", lambda e: f"{e['channel']}\t{e['campaign_id']}"),
+    "call_completed": ("call", lambda e: e["call_id"]),
+    "survey_response": ("survey", lambda e: e["event_id"]),
+}
+
+
+def rollup_dirty(client: Client, events: list[dict], conversation_ids: set[str]) -> Dirty:
+    """The rollup entities a written batch changed: its spend days, leads, click pairs, calls,
+    surveys and conversations, and the surveys of those conversations and calls (their channel
+    and operator come from them)."""
+    dirty = Dirty()
+    for event in events:
+        entity = ROLLUP_ENTITY.get(event["type"])
+        if entity is not None:
+            dirty.add(entity[0], [entity[1](event)])
+    dirty.add("conversation", conversation_ids)
+    contacts = sorted(dirty.ids.get("conversation", set()) | dirty.ids.get("call", set()))
+    if contacts:
+        stage_keys(client, "enrich_rollup_contacts", contacts)
+        dirty.add("survey", [i for (i,) in client.query(
+            "SELECT DISTINCT event_id FROM surveys WHERE conversation_id IN (SELECT key FROM enrich_rollup_contacts) "
+            "OR call_id IN (SELECT key FROM enrich_rollup_contacts)").result_rows])
+    return dirty
+
+
 # the versioned tables enrich writes (leadflow/versions.py)
-VERSIONED_TABLES = ("person_keys", "conversation_facts", "call_latest", "attribution_queue")
+VERSIONED_TABLES = ("person_keys", "conversation_facts", "call_latest", "attribution_queue", "rollup_queue")
 
 
 @dataclass
@@ -78,6 +108,7 @@ class Written:
     people: list[str]
     events: list[dict]
     conversations: tuple[dict, list[tuple]] | None
+    dirty: Dirty
 
 
 class EnrichStage:
@@ -90,6 +121,7 @@ class EnrichStage:
         self.group_id = topics.group(self.name)
         self.topics = [topics.stored]
         self.changed_topic = topics.persons_changed
+        self.dirty_topic = topics.rollup_dirty
         self.client = client
         self.producer = producer
         self.settings = settings
@@ -101,12 +133,14 @@ class EnrichStage:
         self.clock = VersionClock(VERSIONED_TABLES)
         self.clock.sync(client)
         self.emitted = OffsetTracker()
+        self.dirty_emitted = OffsetTracker()  # the pipeline may share one with attribution
         self.missed_after = timedelta(hours=settings.missed_after_hours)
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         written = await in_stage_thread(self.process, records)
         await self.announce(written.people)
+        await send_all(self.producer, self.dirty_topic, written.dirty.messages(), self.dirty_emitted)
         # counted once the batch is fully written (in the stage thread: a loop over the events)
         await in_stage_thread(self.business.observe, written.events, written.conversations)
 
@@ -176,8 +210,10 @@ class EnrichStage:
         people = sorted(set(self.graph.persons_of(sorted(attribution_keys)).values()))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in people])
+        dirty = rollup_dirty(self.client, stored, conversation_ids)
+        insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 0))
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
-        return Written(people, stored, conversations)
+        return Written(people, stored, conversations, dirty)
 
     async def announce(self, people: list[str]) -> None:
         """Tell attribution these people changed."""

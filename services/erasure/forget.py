@@ -40,7 +40,9 @@ from leadflow.table import render
 from leadflow.warehouse import insert_rows, scalar
 from schemas.identity import normalize_email, normalize_phone
 from services.attribution.profiles import load_people, write_profiles
-from services.attribution.stage import COLUMNS as CREDIT_COLUMNS, credit_rows
+from services.attribution.stage import COLUMNS as CREDIT_COLUMNS, credit_rows, rollup_dirty
+from services.rollup import refresh as rollups
+from services.rollup.dirty import Dirty
 from services.enrich.facts import FACT_TABLES, WINNER_IDS
 from services.erasure.deadletters import matching_dead_letters
 
@@ -77,7 +79,8 @@ DELETIONS: dict[str, str] = {
     "click_firsts": "campaign_id {campaign}",  # the first click of the campaigns they clicked: recomputed
     "dead_letters": "dead_letter_id {dead_letter}",
 }
-_WHATS = ("key", "person", "event", "conversation", "call", "deal", "campaign", "dead_letter")
+_WHATS = ("key", "person", "event", "conversation", "call", "deal", "campaign", "dead_letter", "lead", "click",
+          "survey", "entity")
 
 
 class ErasureError(ValueError):
@@ -162,6 +165,7 @@ def forget(client: Client, settings: Settings, option: str, value: str, *, wait_
     given = identity_key(option, value, hasher)
     report = ErasureReport(option=option)
     work = _Work(client)
+    rollup_tables: list[str] = []
     try:
         on_step("finding the person")
         work.add("given", [given])
@@ -197,15 +201,17 @@ def forget(client: Client, settings: Settings, option: str, value: str, *, wait_
 
         on_step("recomputing what others share with them")
         report.recomputed_campaigns = _recompute_click_firsts(client, work)
-        report.recomputed_people = _recompute_people(client, settings, work, other_keys, winner_ids)
+        report.recomputed_people, others = _recompute_people(client, settings, work, other_keys, winner_ids)
+        removed, rollup_tables = _refresh_rollups(client, settings, work, others)
+        report.removed.update(removed)
 
         on_step("merging the rewritten tables")
-        for table in report.removed:
+        for table in list(report.removed) + rollup_tables:  # the rollups' maps may name their deals
             client.command(f"OPTIMIZE TABLE {table} FINAL")
     finally:
         work.drop()
     on_step("waiting for the replaced parts to leave the disk")
-    report.pending_parts = wait_for_outdated_parts(client, list(report.removed), wait_seconds)
+    report.pending_parts = wait_for_outdated_parts(client, list(report.removed) + rollup_tables, wait_seconds)
     report.seconds = time.monotonic() - started
     return report
 
@@ -248,6 +254,11 @@ def _collect(work: _Work, keys: list[str], hasher: IdentityHasher, needles: tupl
     work.add("campaign", work.values(
         "SELECT DISTINCT campaign_id FROM clicks WHERE event_id {event} OR identity_key {key}"))
     work.add("dead_letter", matching_dead_letters(work.client, set(keys), hasher, needles))
+    # the rollup entities their rows feed (services/rollup/): recomputed once the rows are gone
+    work.add("lead", work.values("SELECT DISTINCT lead_id FROM leads WHERE event_id {event} OR identity_key {key}"))
+    work.add("click", work.values("SELECT DISTINCT concat(toString(channel), '\t', campaign_id) FROM clicks "
+                                  "WHERE event_id {event} OR identity_key {key}"))
+    work.add("survey", work.values("SELECT DISTINCT event_id FROM surveys WHERE event_id {event} OR identity_key {key}"))
 
 
 def _recompute_click_firsts(client: Client, work: _Work) -> int:
@@ -261,7 +272,7 @@ def _recompute_click_firsts(client: Client, work: _Work) -> int:
 
 
 def _recompute_people(client: Client, settings: Settings, work: _Work, other_keys: list[str],
-                      winner_ids: dict[str, list[str]]) -> int:
+                      winner_ids: dict[str, list[str]]) -> tuple[int, Dirty]:
     """Credits and profiles of the other people next to theirs: those whose values were on the
     erased events (a conversation they shared), and those who hold an id the person held too
     (its winner may have moved). The person's own rows are gone; nobody else's facts changed."""
@@ -276,14 +287,46 @@ def _recompute_people(client: Client, settings: Settings, work: _Work, other_key
     people = work.values("SELECT DISTINCT person_id FROM persons WHERE identity_key IN "
                          "(SELECT value FROM {work} WHERE what = 'holder')")
     if not people:
-        return 0
+        return 0, Dirty()
     version = time.time_ns()
     loaded = load_people(client, people)
     insert_rows(client, "attribution_credits", CREDIT_COLUMNS,
                 credit_rows(loaded.deals, loaded.touches, lookback=timedelta(days=settings.lookback_days),
                             half_life=timedelta(days=settings.half_life_days), version=version))
     write_profiles(client, people, loaded, version=version)
-    return len(people)
+    return len(people), rollup_dirty(client, people, loaded)
+
+
+# rollup entity kind -> the work set holding its ids
+_ROLLUP_WORK = {"person": "person", "conversation": "conversation", "call": "call", "deal": "deal", "lead": "lead",
+                "click": "click", "survey": "survey"}
+
+
+def _refresh_rollups(client: Client, settings: Settings, work: _Work, others: Dirty) -> tuple[dict[str, int], list[str]]:
+    """Take their contributions out of the rollups (and recompute the other people's), then delete
+    the item and queue rows named after their ids: the rollups keep the corrected sums only."""
+    theirs = Dirty()
+    for kind, what in _ROLLUP_WORK.items():
+        theirs.add(kind, work.values(f"SELECT value FROM {{work}} WHERE what = '{what}'"))
+    work.add("entity", theirs.entities())
+    dirty = others
+    for kind, ids in theirs.ids.items():
+        dirty.add(kind, ids)
+    params = rollups.item_parameters(settings)
+    for grouping in rollups.groupings():
+        for kind, ids in sorted(dirty.ids.items()):
+            rollups.refresh(client, grouping, kind, ids, params)
+    named = work.sql("entity {entity}")
+    removed = {}
+    for table in ["rollup_queue"] + [f"rollup_items_{g}" for g in rollups.groupings()]:
+        n = scalar(client, f"SELECT count() FROM {table} WHERE {named}") or 0
+        if n:
+            client.command(f"ALTER TABLE {table} DELETE WHERE {named}", settings={"mutations_sync": 2})
+            removed[table] = n
+    aggregates = [t for (t,) in client.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'rollup\\_%' "
+        "AND name NOT LIKE 'rollup\\_items\\_%' AND engine = 'AggregatingMergeTree'").result_rows]
+    return removed, [t for t in aggregates if t not in removed]
 
 
 def wait_for_outdated_parts(client: Client, tables: list[str], seconds: float) -> int:

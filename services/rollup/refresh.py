@@ -84,6 +84,24 @@ def fingerprint(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+ITEMS_SETTING = "items"  # rollup_settings' row of the items' fingerprint (migration 0032)
+
+
+def stored_fingerprint(client: "Client") -> str | None:
+    rows = client.query("SELECT fingerprint FROM rollup_settings FINAL WHERE name = {n:String}",
+                        parameters={"n": ITEMS_SETTING}).result_rows
+    return rows[0][0] if rows else None
+
+
+def readable(client: "Client", settings: "Settings", grouping: str, model: str) -> bool:
+    """Whether the KPIs of this grouping and model can be read from the rollups: it has them,
+    the model is stored (markov's credits come from global removal effects, computed when
+    asked), and the items were computed with these settings."""
+    if model == "markov" or grouping not in groupings():
+        return False
+    return stored_fingerprint(client) == fingerprint(item_parameters(settings))
+
+
 def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if "{" + k + ":" in sql}
 

@@ -150,17 +150,20 @@ def compute_kpis(
     date_from: date | None = None,
     date_to: date | None = None,
     now: datetime | None = None,
-    source: str = "facts",
+    source: str = "auto",
 ) -> list[dict[str, Any]]:
     """KPIs of one grouping over [date_from, date_to) (None = open), one dict per group.
 
-    `source`: "facts" (the reference path: every fact, this folder's SQL) or "rollups"
-    (the stored day x group partial results, services/rollup/)."""
-    if source == "rollups":
-        from services.rollup.refresh import kpis_sql
+    `source`: "rollups" (the stored day x group partial results, services/rollup/), "facts"
+    (the reference path: every fact, this folder's SQL) or "auto": the rollups when they
+    can answer (services/rollup/refresh.py `readable`), else the facts."""
+    from services.rollup import refresh as rollups
 
-        load_sql(grouping)  # the same grouping names
-        sql = kpis_sql(grouping)
+    load_sql(grouping)  # an unknown grouping fails here, whatever the source
+    if source == "auto":
+        source = "rollups" if rollups.readable(client, settings, grouping, model) else "facts"
+    if source == "rollups":
+        sql = rollups.kpis_sql(grouping)
     elif source == "facts":
         sql = load_sql(grouping)
     else:
