@@ -44,6 +44,7 @@ from leadflow.topics import Stages
 _STAGE_MODULES = (
     ("services.enrich", Stages.ENRICH),
     ("services.attribution", Stages.ATTRIBUTION),
+    ("services.rollup", Stages.ROLLUP),
     ("services.ingest.sink", None),  # the two sinks: told apart by the calling function below
 )
 _INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+([A-Za-z0-9_.]+)", re.IGNORECASE)

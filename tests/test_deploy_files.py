@@ -49,7 +49,7 @@ def test_every_stage_has_a_worker_and_enrich_is_single():
             for i, a in enumerate(args):
                 if a == "--stage":
                     stages.setdefault(args[i + 1], []).append(where)
-    assert set(stages) == {"warehouse-sink", "deadletter-sink", "enrich", "attribution"}
+    assert set(stages) == {"warehouse-sink", "deadletter-sink", "enrich", "attribution", "rollup"}
     enrich = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "leadflow.yaml").read_text())
               if d["metadata"]["name"] == "leadflow-enrich"][0]
     assert enrich["spec"]["replicas"] == 1 and enrich["spec"]["strategy"]["type"] == "Recreate"

@@ -119,7 +119,8 @@ class S3Store:
 class Production:
     """Broker, warehouse, ingest and workers as separate processes (see the module docstring)."""
 
-    STAGES = {"sink": ["warehouse-sink", "deadletter-sink"], "enrich": ["enrich"], "attribution": ["attribution"]}
+    STAGES = {"sink": ["warehouse-sink", "deadletter-sink"], "enrich": ["enrich"], "attribution": ["attribution"],
+              "rollup": ["rollup"]}
 
     def __init__(self, root: Path, *, durable_broker: bool = False, batch_max_seconds: float = 0.2):
         self.root = root
@@ -171,7 +172,7 @@ class Production:
         if migrate.returncode != 0:
             raise RuntimeError(f"leadflow migrate failed: {migrate.stderr.strip()}")
         self.add("ingest")
-        for role, n in (workers or {"sink": 1, "enrich": 1, "attribution": 1}).items():
+        for role, n in (workers or {"sink": 1, "enrich": 1, "attribution": 1, "rollup": 1}).items():
             for _ in range(n):
                 self.add(role)
         wait_port(self.ingest_port, 120, self.processes["ingest"][0].proc)

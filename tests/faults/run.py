@@ -17,7 +17,7 @@ from what the pipeline wrote) and dead letters off (stored minus expected).
 Fault kinds (production: separate processes, tests/faults/harness.py; embedded: one
 `leadflow replay` process with its own broker and chdb warehouse):
 
-* `sigkill-<role>` (production; role = ingest, sink, enrich, attribution): SIGKILL a
+* `sigkill-<role>` (production; role = ingest, sink, enrich, attribution, rollup): SIGKILL a
   process of that role at random moments (seeded; 20, short: 1), then start it again;
   about half of the worker restarts are armed to kill themselves exactly between a
   batch's warehouse write and its offset commit (LEADFLOW_FAULT_KILL_AT=STAGE:after-write:N,
@@ -158,7 +158,7 @@ def sigkill(role: str, kills: int, rng: random.Random):
     """SIGKILL the first `role` process at `kills` random chunks of the window and start it again;
     about every other worker restart is set to kill itself between a coming batch's warehouse write
     and its offset commit (LEADFLOW_FAULT_KILL_AT); those self-kills count as faults too."""
-    stage_of = {"sink": "*", "enrich": "enrich", "attribution": "attribution"}
+    stage_of = {"sink": "*", "enrich": "enrich", "attribution": "attribution", "rollup": "rollup"}
     moments: list[int] = []
 
     def inject(topo: Production, i: int, n: int) -> int:
@@ -253,7 +253,7 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
         last = attempt == kills
         with open(root / "replay.log", "ab") as log:
             if not last and attempt % 2 == 1:
-                stage = rng.choice(["warehouse-sink", "deadletter-sink", "enrich", "attribution", "*"])
+                stage = rng.choice(["warehouse-sink", "deadletter-sink", "enrich", "attribution", "rollup", "*"])
                 run_env["LEADFLOW_FAULT_KILL_AT"] = f"{stage}:after-write:{rng.randint(1, 3)}"
                 proc = subprocess.run(argv, cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
                 injected += proc.returncode == -9
@@ -276,7 +276,8 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
     return injected, Measure(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "broker-restart",
+PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "sigkill-rollup",
+                    "broker-restart",
                     "warehouse-down", "rebalance"]
 KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
 # full (make faults): each kind in runs of its own: 20 SIGKILLs per process role, a 60 s outage, ten
@@ -285,7 +286,7 @@ KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
 PROFILES = {
     "full": dict(kills=20, restarts=2, outage=60.0, cycles=10, groups=[[k] for k in KINDS]),
     "short": dict(kills=1, restarts=1, outage=10.0, cycles=2, groups=[
-        ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution"],
+        ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "sigkill-rollup"],
         ["broker-restart", "warehouse-down", "rebalance"], ["embedded-sigkill"]]),
 }
 
