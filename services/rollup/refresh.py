@@ -80,8 +80,13 @@ def item_parameters(settings: "Settings") -> dict[str, Any]:
 
 
 def fingerprint(params: dict[str, Any]) -> str:
-    """What the stored items depend on besides the facts: another value needs a rebuild."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """What the stored items depend on besides the facts: the settings and the item SQL of every
+    grouping. Another value needs a rebuild (a new grouping, a changed item, another SLA)."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for path in sorted(SQL_DIR.glob("*/*.sql")):
+        if path.name != "kpis.sql":
+            digest.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 ITEMS_SETTING = "items"  # rollup_settings' row of the items' fingerprint (migration 0032)
