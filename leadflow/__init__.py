@@ -5,10 +5,11 @@ Layers (an import goes down only; tests/test_layers.py checks it):
 - core, this package's modules: config, broker, warehouse, stream (the stage runner), topics,
   metrics, privacy, secret_guard, lease, versions, faults, progress, table. They import only
   each other and `schemas/` (the contract).
-- services, `services/`: the stages (ingest, enrich, attribution, erasure) and
+- services, `services/`: the stages (ingest, enrich, attribution, rollup, erasure) and
   services/business_metrics.py. They import core and `schemas/`, never the app.
 - app, this package's modules: cli, commands, pipeline (the wiring of the stages), run, serve,
-  replay, importer, kpis_cli, contact_centre_cli, worker, report, bench, grafana, simulator.
+  replay, importer, kpis_cli, contact_centre_cli, rollups_cli, worker, report, bench, grafana,
+  simulator.
   They import anything below.
 """
 __version__ = "0.1.0"
