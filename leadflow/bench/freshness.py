@@ -1,8 +1,10 @@
 """Freshness under live load: seconds from an event's send to its effect being visible.
 
-Events are published at a fixed rate in ticks; an event's effect is visible
-when the warehouse lists it as enriched and attribution has caught up with
-everything enrich had emitted by then (so every KPI query sees it).
+Events are published at a fixed rate in ticks; an event's effect is visible in the
+facts when the warehouse lists it as enriched and attribution has caught up with
+everything enrich had emitted by then (so every KPI query over the facts sees it),
+and visible in the rollups once the rollup stage has also caught up with every dirty
+entity enrich and attribution had announced by then (what dashboards read).
 """
 from __future__ import annotations
 
@@ -37,9 +39,11 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
         async with Pipeline(settings, bootstrap, client) as pipe:
             publisher = Publisher(Validator(settings), pipe.producer, pipe.topics,
                                   max_event_bytes=settings.max_event_bytes)
-            attribution = pipe.runners[-1]
+            attribution, rollup = pipe.runners[3], pipe.runners[4]
             pending: list[tuple[float, list[str]]] = []
             waiting: list[tuple[float, dict[TopicPartition, int]]] = []
+            rolling: list[tuple[float, dict[TopicPartition, int]]] = []
+            rolled: list[float] = []
             occurrences = InputOccurrences()
             sending = True
 
@@ -62,7 +66,7 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
 
             sender = asyncio.create_task(send())
             deadline = time.monotonic() + seconds + 60
-            while (sending or pending or waiting) and time.monotonic() < deadline:
+            while (sending or pending or waiting or rolling) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
                 if pending:
                     ids = [i for _, batch in pending for i in batch]
@@ -78,13 +82,24 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
                     pending[:] = still
                 now = time.monotonic()
                 left = []
+                dirty = dict(pipe.enrich.dirty_emitted.ends)
                 for sent, snapshot in waiting:
-                    (latencies.append(now - sent) if attribution.caught_up(snapshot) else left.append((sent, snapshot)))
+                    if attribution.caught_up(snapshot):
+                        latencies.append(now - sent)
+                        rolling.append((sent, dirty))
+                    else:
+                        left.append((sent, snapshot))
                 waiting[:] = left
+                left = []
+                for sent, snapshot in rolling:
+                    (rolled.append(now - sent) if rollup.caught_up(snapshot) else left.append((sent, snapshot)))
+                rolling[:] = left
             await sender
     return {
         "rate_per_s": rate, "seconds": seconds, "ticks": len(latencies),
         "p50_s": round(_quantile(latencies, 0.5), 3) if latencies else None,
         "p99_s": round(_quantile(latencies, 0.99), 3) if latencies else None,
         "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+        "rollups_p50_s": round(_quantile(rolled, 0.5), 3) if rolled else None,
+        "rollups_p99_s": round(_quantile(rolled, 0.99), 3) if rolled else None,
     }
