@@ -92,8 +92,13 @@ SELECT
     sum(sign * toInt64(nps_promoters)) AS nps_promoters,
     sum(sign * toInt64(nps_detractors)) AS nps_detractors,
     sum(sign * toInt64(bot_n)) AS bot_n,
-    sumMap(if(frt IS NULL, [], [assumeNotNull(frt)]), if(frt IS NULL, [], [toInt64(sign)])) AS frt,
-    sumMap(if(handoff IS NULL, [], [assumeNotNull(handoff)]), if(handoff IS NULL, [], [toInt64(sign)])) AS handoff,
-    sumMap(if(handled = 1, [conc_b, conc_e], []), if(handled = 1, [toInt64(sign), -toInt64(sign)], [])) AS conc
-FROM rollup_items_operators
+    sumMap(if(frt_v IS NULL, [], [assumeNotNull(frt_v)]), if(frt_v IS NULL, [], [toInt64(sign)])) AS frt,
+    sumMap(if(handoff_v IS NULL, [], [assumeNotNull(handoff_v)]), if(handoff_v IS NULL, [], [toInt64(sign)])) AS handoff,
+    sumMap(if(handled_v = 1, [conc_b, conc_e], []), if(handled_v = 1, [toInt64(sign), -toInt64(sign)], [])) AS conc
+FROM
+(
+    -- the item columns under other names: the sums' aliases are the rollup's column names
+    SELECT *, frt AS frt_v, handoff AS handoff_v, handled AS handled_v
+    FROM rollup_items_operators
+)
 GROUP BY day, operator_id;
