@@ -5,95 +5,81 @@
 -- computed with the settings' windows and SLA targets).
 --
 -- Rows: every operator with items, all time (O1: `items` > 0 over every day); figures: the
--- sums of the period's days. Exact quantiles (quantilesExactInclusive: h = level * (n - 1) + 1,
--- the n-th and (n+1)-th smallest values, linear between) from the merged value -> count maps;
--- max_concurrency (maxIntersections) as the highest running sum of the merged point -> delta
--- map of the period's interval ends, in point order (the ends' encoding keeps the reference's
--- order at one instant: an instant's ends come before its starts, those of empty intervals after).
+-- sums of the period's days.
+--   quantiles   quantilesExactInclusive(0.5, 0.9) exactly: the merged value -> count map as
+--               the sorted values (xs), h = level * (n - 1) + 1, xs[floor h] + (h - floor h) *
+--               (xs[floor h + 1] - xs[floor h]), the largest value when floor h >= n
+--   concurrency maxIntersections: the highest running sum (at least 0) of the merged point ->
+--               delta map of the period's interval ends in point order; the ends' encoding
+--               (ms * 4 + order) keeps the reference's order at one instant, and all the ends
+--               at one encoded point have one sign, so their net delta gives the same maximum
+-- (Nested lambdas with aliases cost ~10 ms of analysis each: the steps are subqueries.)
 SELECT
-    a.operator_id AS operator_id,
-    toInt64(p.handled) AS conversations,
-    p.frt_q[1] AS frt_median_s,
-    p.frt_q[2] AS frt_p90_s,
-    p.frt_mean AS frt_mean_s,
-    p.art_sum / nullIf(p.art_n, 0) AS art_s,
-    p.sla_ok / nullIf(p.sla_n, 0) AS sla_rate,
-    toInt64(p.transfers) AS transfers,
-    p.templated / nullIf(p.messages, 0) AS template_share,
-    p.csat_ok / nullIf(p.csat_n, 0) AS csat,
-    100 * (toFloat64(p.nps_promoters) - toFloat64(p.nps_detractors)) / nullIf(p.nps_n, 0) AS nps,
-    p.converted / nullIf(p.handled, 0) AS operator_conversion_rate,
-    toInt64(p.max_conc) AS max_concurrency,
-    toInt64(p.bot_n) AS bot_conversations,
+    operator_id,
+    toInt64(handled) AS conversations,
+    if(empty(frt_xs), NULL, frt_q[1]) AS frt_median_s,
+    if(empty(frt_xs), NULL, frt_q[2]) AS frt_p90_s,
+    if(empty(frt_xs), NULL, arraySum(frt_xs) / length(frt_xs)) AS frt_mean_s,
+    art_sum / nullIf(art_n, 0) AS art_s,
+    sla_ok / nullIf(sla_n, 0) AS sla_rate,
+    toInt64(transfers) AS transfers,
+    templated / nullIf(messages, 0) AS template_share,
+    csat_ok / nullIf(csat_n, 0) AS csat,
+    100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
+    converted / nullIf(handled, 0) AS operator_conversion_rate,
+    toInt64(greatest(0, arrayMax(arrayPushFront(arrayCumSum(conc_m.2), 0)))) AS max_concurrency,
+    toInt64(bot_n) AS bot_conversations,
     CAST(NULL AS Nullable(Int64)) AS bot_contained,
     CAST(NULL AS Nullable(Float64)) AS bot_containment_rate,
-    p.handoff_q[1] AS handoff_wait_median_s,
-    p.handoff_q[2] AS handoff_wait_p90_s
+    if(empty(handoff_xs), NULL, handoff_q[1]) AS handoff_wait_median_s,
+    if(empty(handoff_xs), NULL, handoff_q[2]) AS handoff_wait_p90_s
 FROM
 (
-    SELECT operator_id
-    FROM rollup_operators
-    GROUP BY operator_id
-    HAVING sum(items) > 0
-) AS a
-LEFT JOIN
-(
     SELECT
-        operator_id,
-        handled, converted, messages, templated, transfers, sla_n, sla_ok, art_sum, art_n,
-        csat_n, csat_ok, nps_n, nps_promoters, nps_detractors, bot_n,
-        -- the maps' members (count > 0), keys sorted by sumMap
-        arrayFilter((k, c) -> c > 0, frt_m.1, frt_m.2) AS fk,
-        arrayFilter(c -> c > 0, frt_m.2) AS fc,
-        arrayMap(level -> (
-                arraySum(fc) AS n_all,
-                arrayCumSum(fc) AS fcum,
-                level * (n_all - 1) + 1 AS h,
-                toUInt64(h) AS n,
-                fk[arrayFirstIndex(c -> c >= n, fcum)] AS lo,
-                fk[arrayFirstIndex(c -> c >= n + 1, fcum)] AS hi,
-                if(n >= n_all, fk[length(fk)], lo + (h - n) * (hi - lo))
-            ).7, [0.5, 0.9]) AS frt_qs,
-        if(empty(fk), [NULL, NULL], CAST(frt_qs AS Array(Nullable(Float64)))) AS frt_q,
-        if(empty(fk), NULL, arraySum(arrayMap((k, c) -> k * c, fk, fc)) / arraySum(fc)) AS frt_mean,
-        arrayFilter((k, c) -> c > 0, handoff_m.1, handoff_m.2) AS hk,
-        arrayFilter(c -> c > 0, handoff_m.2) AS hc,
-        arrayMap(level -> (
-                arraySum(hc) AS n_all,
-                arrayCumSum(hc) AS hcum,
-                level * (n_all - 1) + 1 AS h,
-                toUInt64(h) AS n,
-                hk[arrayFirstIndex(c -> c >= n, hcum)] AS lo,
-                hk[arrayFirstIndex(c -> c >= n + 1, hcum)] AS hi,
-                if(n >= n_all, hk[length(hk)], lo + (h - n) * (hi - lo))
-            ).7, [0.5, 0.9]) AS handoff_qs,
-        if(empty(hk), [NULL, NULL], CAST(handoff_qs AS Array(Nullable(Float64)))) AS handoff_q,
-        greatest(0, arrayMax(arrayPushFront(arrayCumSum(conc_m.2), 0))) AS max_conc
+        *,
+        arrayMap(h -> if(toUInt64(h) >= length(frt_xs), frt_xs[length(frt_xs)],
+                         frt_xs[toUInt64(h)] + (h - toUInt64(h)) * (frt_xs[toUInt64(h) + 1] - frt_xs[toUInt64(h)])),
+                 arrayMap(level -> level * (length(frt_xs) - 1) + 1, [0.5, 0.9])) AS frt_q,
+        arrayMap(h -> if(toUInt64(h) >= length(handoff_xs), handoff_xs[length(handoff_xs)],
+                         handoff_xs[toUInt64(h)] + (h - toUInt64(h)) * (handoff_xs[toUInt64(h) + 1] - handoff_xs[toUInt64(h)])),
+                 arrayMap(level -> level * (length(handoff_xs) - 1) + 1, [0.5, 0.9])) AS handoff_q
     FROM
     (
         SELECT
-            operator_id,
-            sum(handled) AS handled,
-            sum(converted) AS converted,
-            sum(messages) AS messages,
-            sum(templated) AS templated,
-            sum(transfers) AS transfers,
-            sum(sla_n) AS sla_n,
-            sum(sla_ok) AS sla_ok,
-            sum(art_sum) AS art_sum,
-            sum(art_n) AS art_n,
-            sum(csat_n) AS csat_n,
-            sum(csat_ok) AS csat_ok,
-            sum(nps_n) AS nps_n,
-            sum(nps_promoters) AS nps_promoters,
-            sum(nps_detractors) AS nps_detractors,
-            sum(bot_n) AS bot_n,
-            sumMap(frt) AS frt_m,
-            sumMap(handoff) AS handoff_m,
-            sumMap(conc) AS conc_m
-        FROM rollup_operators
-        WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
-        GROUP BY operator_id
+            * EXCEPT (frt_m, handoff_m),
+            -- the values in order, each as many times as counted
+            arrayFlatten(arrayMap((k, c) -> arrayWithConstant(greatest(c, 0), k), frt_m.1, frt_m.2)) AS frt_xs,
+            arrayFlatten(arrayMap((k, c) -> arrayWithConstant(greatest(c, 0), k), handoff_m.1, handoff_m.2)) AS handoff_xs
+        FROM
+        (
+            SELECT
+                operator_id,
+                sumIf(handled, live) AS handled,
+                sumIf(converted, live) AS converted,
+                sumIf(messages, live) AS messages,
+                sumIf(templated, live) AS templated,
+                sumIf(transfers, live) AS transfers,
+                sumIf(sla_n, live) AS sla_n,
+                sumIf(sla_ok, live) AS sla_ok,
+                sumIf(art_sum, live) AS art_sum,
+                sumIf(art_n, live) AS art_n,
+                sumIf(csat_n, live) AS csat_n,
+                sumIf(csat_ok, live) AS csat_ok,
+                sumIf(nps_n, live) AS nps_n,
+                sumIf(nps_promoters, live) AS nps_promoters,
+                sumIf(nps_detractors, live) AS nps_detractors,
+                sumIf(bot_n, live) AS bot_n,
+                sumMapIf(frt, live) AS frt_m,
+                sumMapIf(handoff, live) AS handoff_m,
+                sumMapIf(conc, live) AS conc_m
+            FROM
+            (
+                SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
+                FROM rollup_operators
+            )
+            GROUP BY operator_id
+            HAVING sum(items) > 0
+        )
     )
-) AS p ON p.operator_id = a.operator_id
+)
 ORDER BY operator_id
