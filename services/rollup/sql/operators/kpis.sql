@@ -9,10 +9,12 @@
 --   quantiles   quantilesExactInclusive(0.5, 0.9) exactly: the merged value -> count map as
 --               the sorted values (xs), h = level * (n - 1) + 1, xs[floor h] + (h - floor h) *
 --               (xs[floor h + 1] - xs[floor h]), the largest value when floor h >= n
---   concurrency maxIntersections: the highest running sum (at least 0) of the merged point ->
---               delta map of the period's interval ends in point order; the ends' encoding
+--   concurrency maxIntersections: the highest running sum (at least 0) of the period's interval
+--               ends' deltas in point order, each point's deltas summed together (a window's
+--               peers: a stored +1 and its retraction's -1 cancel); the ends' encoding
 --               (ms * 4 + order) keeps the reference's order at one instant, and all the ends
 --               at one encoded point have one sign, so their net delta gives the same maximum
+--               (a window over the points costs half of a sumMap of them)
 -- (Nested lambdas with aliases cost ~10 ms of analysis each: the steps are subqueries.)
 SELECT
     operator_id,
@@ -27,7 +29,7 @@ SELECT
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
     converted / nullIf(handled, 0) AS operator_conversion_rate,
-    toInt64(greatest(0, arrayMax(arrayPushFront(arrayCumSum(conc_m.2), 0)))) AS max_concurrency,
+    toInt64(max_conc) AS max_concurrency,
     toInt64(bot_n) AS bot_conversations,
     CAST(NULL AS Nullable(Int64)) AS bot_contained,
     CAST(NULL AS Nullable(Float64)) AS bot_containment_rate,
@@ -70,8 +72,7 @@ FROM
                 sumIf(nps_detractors, live) AS nps_detractors,
                 sumIf(bot_n, live) AS bot_n,
                 sumMapIf(frt, live) AS frt_m,
-                sumMapIf(handoff, live) AS handoff_m,
-                sumMapIf(conc, live) AS conc_m
+                sumMapIf(handoff, live) AS handoff_m
             FROM
             (
                 SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
@@ -81,5 +82,17 @@ FROM
             HAVING sum(items) > 0
         )
     )
-)
+) AS a
+LEFT JOIN
+(
+    SELECT operator_id, greatest(0, max(open)) AS max_conc
+    FROM
+    (
+        SELECT operator_id, sum(delta) OVER (PARTITION BY operator_id ORDER BY point) AS open
+        FROM rollup_operators
+        ARRAY JOIN conc.1 AS point, conc.2 AS delta
+        WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
+    )
+    GROUP BY operator_id
+) AS m ON m.operator_id = a.operator_id
 ORDER BY operator_id
