@@ -17,8 +17,8 @@ import pytest
 
 from leadflow import warehouse
 from leadflow.config import load_settings
-from services.attribution.kpis.query import OUTPUT_KEYS, compute_kpis
-from services.rollup.refresh import item_parameters, rebuild, refresh
+from services.attribution.kpis.query import OUTPUT_KEYS, compute_kpis, kpi_parameters, load_sql
+from services.rollup.refresh import item_parameters, kpis_sql, rebuild, refresh
 from tests.conftest import TEST_IDENTITY_SECRET
 from tests.simdata import SIM_DAYS, SIM_PERIOD, SIM_SEED, SIM_START, SIM_VISITORS_PER_DAY
 
@@ -123,6 +123,11 @@ def test_rebuild_equals_reference(sim):
     # the stored model and "now" are no parameters of this grouping: every model reads the same rollup
     assert compute_kpis(client, settings, G, model="first_touch", source="rollups") == \
         compute_kpis(client, settings, G, model="linear", source="rollups")
+    # the same column types as the reference
+    params = kpi_parameters(settings)
+    types = [[t.name for t in client.query(sql, parameters={k: v for k, v in params.items() if "{" + k + ":" in sql}
+                                           ).column_types] for sql in (load_sql(G), kpis_sql(G))]
+    assert types[0] == types[1]
     # a rebuild again writes nothing: the items are those of the facts
     assert rebuild(client, settings, only=[G]) == {G: 0}
 

@@ -17,7 +17,7 @@
 --               (a window over the points costs half of a sumMap of them)
 -- (Nested lambdas with aliases cost ~10 ms of analysis each: the steps are subqueries.)
 SELECT
-    operator_id,
+    a.operator_id AS operator_id,
     toInt64(handled) AS conversations,
     if(empty(frt_xs), NULL, frt_q[1]) AS frt_median_s,
     if(empty(frt_xs), NULL, frt_q[2]) AS frt_p90_s,
@@ -29,7 +29,7 @@ SELECT
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
     converted / nullIf(handled, 0) AS operator_conversion_rate,
-    toInt64(max_conc) AS max_concurrency,
+    toInt64(m.max_conc) AS max_concurrency,
     toInt64(bot_n) AS bot_conversations,
     CAST(NULL AS Nullable(Int64)) AS bot_contained,
     CAST(NULL AS Nullable(Float64)) AS bot_containment_rate,
