@@ -17,7 +17,8 @@ import pytest
 
 from leadflow import warehouse
 from leadflow.config import load_settings
-from services.attribution.kpis.query import OUTPUT_KEYS, compute_kpis, kpi_parameters, load_sql
+from services.attribution.kpis.query import DEFAULT_MODEL, OUTPUT_KEYS, compute_kpis, kpi_parameters, load_sql
+from services.attribution.models import STORED_MODELS
 from services.rollup.refresh import item_parameters, kpis_sql, rebuild, refresh
 from tests.conftest import TEST_IDENTITY_SECRET
 from tests.simdata import SIM_DAYS, SIM_PERIOD, SIM_SEED, SIM_START, SIM_VISITORS_PER_DAY
@@ -120,9 +121,10 @@ def test_rebuild_equals_reference(sim):
     assert any(r["frt_p90_s"] is not None for r in everything) and any(r["handoff_wait_p90_s"] for r in everything)
     assert sum(r["transfers"] for r in everything) > 0 and any(r["nps"] is not None for r in everything)
     assert any(r["operator_conversion_rate"] for r in everything)
-    # the stored model and "now" are no parameters of this grouping: every model reads the same rollup
-    assert compute_kpis(client, settings, G, model="first_touch", source="rollups") == \
-        compute_kpis(client, settings, G, model="linear", source="rollups")
+    # the model and "now" are no parameters of this grouping: every stored model reads the same rollup
+    for model in STORED_MODELS:
+        assert compute_kpis(client, settings, G, model=model, source="rollups") == \
+            compute_kpis(client, settings, G, model=DEFAULT_MODEL, source="rollups")
     # the same column types as the reference
     params = kpi_parameters(settings)
     types = [[t.name for t in client.query(sql, parameters={k: v for k, v in params.items() if "{" + k + ":" in sql}
