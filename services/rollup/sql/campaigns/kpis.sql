@@ -1,0 +1,83 @@
+-- KPIs by campaign from the rollups (rollup_campaigns, rollup_campaign_touches, migration
+-- 0033; their items are the channels' items with a campaign): the same parameters, columns
+-- and rows as services/attribution/kpis/sql/campaigns.sql. Every stored model (markov: the
+-- caller reads the facts). Rows: every campaign with a present item, all time (M8). The
+-- row's channel: the channel of its earliest spend row (one spend winner per campaign and
+-- day: the channel on its first spend day), else of its first touch (the smallest
+-- (touch_at, event_id) key on its first touch day).
+SELECT
+    key AS campaign_id,
+    if(spend_channel != '', spend_channel, touch_channel) AS channel,
+    if(spend_rows = 0, NULL, toFloat64(spend_sum)) AS spend,
+    toInt64(lead_n) AS leads,
+    spend / nullIf(lead_n, 0) AS cpl,
+    toInt64(converted_n) AS converted_leads,
+    converted_n / nullIf(lead_n, 0) AS conversion_rate,
+    conv_sum AS conversions,
+    rev_sum AS revenue,
+    spend / nullIf(conv_sum, 0) AS cpa,
+    (rev_sum - spend) / nullIf(spend, 0) AS romi
+FROM
+(
+    SELECT
+        campaign_id AS key,
+        toDecimal128(sumIf(spend, live), 6) AS spend_sum,
+        toUInt64(sumIf(spend_rows, live)) AS spend_rows,
+        toUInt64(sumIf(leads, live)) AS lead_n,
+        toUInt64(sumIf(converted, live)) AS converted_n,
+        sumIf(conversions, live) AS conv_sum,
+        sumIf(revenue, live) AS rev_sum
+    FROM
+    (
+        SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
+        FROM rollup_campaigns
+        WHERE model IN ('', {model:String})
+    )
+    GROUP BY key
+    HAVING sum(n) != 0
+) AS m
+LEFT JOIN
+(
+    -- the channel of the first day with a spend row
+    SELECT campaign_id, argMin(channel, day) AS spend_channel
+    FROM
+    (
+        SELECT campaign_id, day, channel
+        FROM rollup_campaigns
+        WHERE model = ''
+        GROUP BY campaign_id, day, channel
+        HAVING sum(spend_rows) > 0
+    )
+    GROUP BY campaign_id
+) AS s ON s.campaign_id = m.key
+LEFT JOIN
+(
+    -- the channel of the smallest touch key on the first day with a touch
+    SELECT campaign_id, argMin(channel, first) AS touch_channel
+    FROM
+    (
+        SELECT campaign_id, channel,
+               arrayMin(arrayFilter((k, c) -> c > 0, t.1, t.2)) AS first
+        FROM
+        (
+            SELECT campaign_id, channel, sumMap(touches) AS t
+            FROM rollup_campaign_touches
+            WHERE (campaign_id, day) IN
+            (
+                SELECT campaign_id, min(day)
+                FROM
+                (
+                    SELECT campaign_id, day
+                    FROM rollup_campaign_touches
+                    GROUP BY campaign_id, day
+                    HAVING sum(n) > 0
+                )
+                GROUP BY campaign_id
+            )
+            GROUP BY campaign_id, channel
+        )
+        WHERE notEmpty(arrayFilter((k, c) -> c > 0, t.1, t.2))
+    )
+    GROUP BY campaign_id
+) AS t ON t.campaign_id = m.key
+ORDER BY campaign_id
