@@ -45,8 +45,8 @@ ORDER BY entity;
 CREATE TABLE IF NOT EXISTS rollup_channels
 (
     day         Date32,
-    channel     String,
-    model       String,
+    channel     LowCardinality(String),
+    model       LowCardinality(String),
     n           SimpleAggregateFunction(sum, Int64),
     spend       SimpleAggregateFunction(sum, Decimal(38, 6)),
     spend_rows  SimpleAggregateFunction(sum, Int64),
@@ -76,14 +76,12 @@ SELECT day, channel, model,
 FROM rollup_items_channels
 GROUP BY day, channel, model;
 
--- campaigns: days x (campaign, channel, model), items with a campaign only; the channel
--- of the spend rows gives a campaign's spend channel (one spend winner per campaign and day)
+-- campaigns: days x (campaign, model), items with a campaign only
 CREATE TABLE IF NOT EXISTS rollup_campaigns
 (
     day         Date32,
     campaign_id String,
-    channel     String,
-    model       String,
+    model       LowCardinality(String),
     n           SimpleAggregateFunction(sum, Int64),
     spend       SimpleAggregateFunction(sum, Decimal(38, 6)),
     spend_rows  SimpleAggregateFunction(sum, Int64),
@@ -93,10 +91,10 @@ CREATE TABLE IF NOT EXISTS rollup_campaigns
     revenue     SimpleAggregateFunction(sum, Float64)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY (day, campaign_id, channel, model);
+ORDER BY (day, campaign_id, model);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_campaigns_mv TO rollup_campaigns AS
-SELECT day, campaign_id, channel, model,
+SELECT day, campaign_id, model,
        sum(toInt64(sign)) AS n,
        sum(sign * spend) AS spend,
        sum(sign * spend_rows) AS spend_rows,
@@ -106,25 +104,29 @@ SELECT day, campaign_id, channel, model,
        sum(sign * revenue) AS revenue
 FROM rollup_items_channels
 WHERE campaign_id != ''
-GROUP BY day, campaign_id, channel, model;
+GROUP BY day, campaign_id, model;
 
--- the touches of campaigns (M8: a campaign without spend takes its first touch's channel),
--- apart so that rollup_campaigns stays narrow: kpis.sql reads only each campaign's first day
-CREATE TABLE IF NOT EXISTS rollup_campaign_touches
+-- the row channel of campaigns (M8): the channel of the earliest spend row (one spend
+-- winner per campaign and day: the channel of its first spend day), else of the first touch
+-- (the smallest touch key of its first touch day). Keyed by campaign first: kpis.sql reads
+-- it in order and takes each campaign's touch keys of one day only.
+CREATE TABLE IF NOT EXISTS rollup_campaign_channels
 (
     campaign_id String,
     day         Date32,
-    channel     String,
+    channel     LowCardinality(String),
+    spend_rows  SimpleAggregateFunction(sum, Int64),
     n           SimpleAggregateFunction(sum, Int64),
     touches     SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(Int64)))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (campaign_id, day, channel);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_campaign_touches_mv TO rollup_campaign_touches AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_campaign_channels_mv TO rollup_campaign_channels AS
 SELECT campaign_id, day, channel,
-       sum(toInt64(sign)) AS n,
-       sumMap([touch], [toInt64(sign)]) AS touches
+       sum(sign * spend_rows) AS spend_rows,
+       sum(toInt64(sign) * (touch != '')) AS n,
+       sumMap(if(touch = '', [], [touch]), if(touch = '', [], [toInt64(sign)])) AS touches
 FROM rollup_items_channels
-WHERE campaign_id != '' AND touch != ''
+WHERE campaign_id != '' AND (touch != '' OR startsWith(entity, 'spend:'))
 GROUP BY campaign_id, day, channel;

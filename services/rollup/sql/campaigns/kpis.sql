@@ -1,10 +1,10 @@
--- KPIs by campaign from the rollups (rollup_campaigns, rollup_campaign_touches, migration
+-- KPIs by campaign from the rollups (rollup_campaigns, rollup_campaign_channels, migration
 -- 0033; their items are the channels' items with a campaign): the same parameters, columns
 -- and rows as services/attribution/kpis/sql/campaigns.sql. Every stored model (markov: the
 -- caller reads the facts). Rows: every campaign with a present item, all time (M8). The
 -- row's channel: the channel of its earliest spend row (one spend winner per campaign and
 -- day: the channel on its first spend day), else of its first touch (the smallest
--- (touch_at, event_id) key on its first touch day).
+-- (touch_at, event_id) key), read from each campaign's first months only.
 SELECT
     key AS campaign_id,
     if(spend_channel != '', spend_channel, touch_channel) AS channel,
@@ -38,46 +38,34 @@ FROM
 ) AS m
 LEFT JOIN
 (
-    -- the channel of the first day with a spend row
-    SELECT campaign_id, argMin(channel, day) AS spend_channel
+    -- the row channel from the first month with spend and the first month with a touch (nets
+    -- of presence are never negative: a month's sum is positive iff one of its days is)
+    SELECT campaign_id,
+           argMinIf(channel, day, spend_n > 0) AS spend_channel,
+           argMinIf(channel, first, first != '') AS touch_channel
     FROM
     (
-        SELECT campaign_id, day, channel
-        FROM rollup_campaigns
-        WHERE model = ''
-        GROUP BY campaign_id, day, channel
-        HAVING sum(spend_rows) > 0
-    )
-    GROUP BY campaign_id
-) AS s ON s.campaign_id = m.key
-LEFT JOIN
-(
-    -- the channel of the smallest touch key on the first day with a touch
-    SELECT campaign_id, argMin(channel, first) AS touch_channel
-    FROM
-    (
-        SELECT campaign_id, channel,
-               arrayMin(arrayFilter((k, c) -> c > 0, t.1, t.2)) AS first
+        SELECT campaign_id, day, channel, spend_n,
+               arrayFilter((k, c) -> c > 0, t.1, t.2) AS present,
+               if(empty(present), '', arrayMin(present)) AS first
         FROM
         (
-            SELECT campaign_id, channel, sumMap(touches) AS t
-            FROM rollup_campaign_touches
-            WHERE (campaign_id, day) IN
+            SELECT campaign_id, day, channel, sum(spend_rows) AS spend_n, sumMap(touches) AS t
+            FROM rollup_campaign_channels
+            WHERE (campaign_id, toStartOfMonth(day)) IN
             (
-                SELECT campaign_id, min(day)
+                SELECT campaign_id, arrayJoin([minIf(month, spend_n > 0), minIf(month, touch_n > 0)])
                 FROM
                 (
-                    SELECT campaign_id, day
-                    FROM rollup_campaign_touches
-                    GROUP BY campaign_id, day
-                    HAVING sum(n) > 0
+                    SELECT campaign_id, toStartOfMonth(day) AS month, sum(spend_rows) AS spend_n, sum(n) AS touch_n
+                    FROM rollup_campaign_channels
+                    GROUP BY campaign_id, month
                 )
                 GROUP BY campaign_id
             )
-            GROUP BY campaign_id, channel
+            GROUP BY campaign_id, day, channel
         )
-        WHERE notEmpty(arrayFilter((k, c) -> c > 0, t.1, t.2))
     )
     GROUP BY campaign_id
-) AS t ON t.campaign_id = m.key
+) AS r ON r.campaign_id = m.key
 ORDER BY campaign_id
