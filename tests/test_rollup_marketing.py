@@ -167,7 +167,9 @@ def test_rollups_follow_restatements_and_replays(wh):
     - a late merge: a payment carries the visitor id of a lead that did not convert and
       the CRM id of a person who won a deal after the lead: the lead converts;
     - restated spend for a campaign's first (campaign, date) with another channel: the
-      campaign's row channel changes.
+      campaign's row channel changes;
+    - a new campaign without spend whose first touches, a click and a conversation, start
+      in the same millisecond: its channel is the conversation's (the smaller event_id).
     Then `refresh` for exactly the ids the stage would announce (enrich: the spend
     winner; attribution: the persons recomputed before and after, their deals, leads,
     conversations and calls), compare, refresh again (a replay): nothing written, equal."""
@@ -191,6 +193,8 @@ def test_rollups_follow_restatements_and_replays(wh):
     campaign = first_spend["campaign_id"]
     new_channel = "email" if first_spend["channel"] != "email" else "display_ads"
 
+    tie = datetime(2026, 5, 4, 12, 0, 0, 250_000, tzinfo=UTC)
+
     def late(e: dict, event_id: str, occurred: datetime, **fields) -> dict:
         return dict(e, event_id=event_id, occurred_at=iso(occurred), **fields)
 
@@ -202,11 +206,20 @@ def test_rollups_follow_restatements_and_replays(wh):
          "source": "billing", "payment_id": "P-late-1", "amount": "10.00", "currency": "USD",
          "identity": {"visitor_id": lead["identity"]["visitor_id"],
                       "crm_contact_id": merge_deal["identity"]["crm_contact_id"]}},
+        {"event_id": "late-tie-2", "type": "ad_click", "occurred_at": iso(tie), "source": "site",
+         "identity": {"visitor_id": "v-late-1"}, "campaign_id": "late-no-spend", "channel": "social_ads"},
+        {"event_id": "late-tie-1", "type": "conversation_started", "occurred_at": iso(tie), "source": "site-chat",
+         "identity": {"visitor_id": "v-late-2"}, "conversation_id": "conv-late-1", "channel": "chat",
+         "initiated_by": "visitor", "campaign_id": "late-no-spend"},
+        {"event_id": "late-lead-1", "type": "lead", "occurred_at": iso(tie + timedelta(hours=1)), "source": "site",
+         "identity": {"visitor_id": "v-late-1", "email": "late1@example.com"}, "lead_id": "L-late-1", "channel": "social_ads",
+         "campaign_id": "late-no-spend"},
         late(first_spend, "late-spend-1", at(first_spend["occurred_at"]) + timedelta(days=3),
              channel=new_channel, cost="77.70"),
     ]
     deal_ids = [restated["deal_id"], moved["deal_id"], merge_deal["deal_id"]]
     before = persons_of(client, deal_ids, [lead["lead_id"]])
+    assert "late-no-spend" not in by_key(compute_kpis(client, settings, "campaigns"))
     facts_before = {g: by_key(compute_kpis(client, settings, g)) for g in GROUPINGS}
 
     late_path = path.parent / "late-marketing.jsonl"
@@ -214,7 +227,7 @@ def test_rollups_follow_restatements_and_replays(wh):
     from leadflow.replay import replay
 
     summary = asyncio.run(replay(settings, [late_path], show_progress=False))
-    assert not getattr(summary, "dead_letters", 0)
+    assert summary.rejected == 0, summary.first_rejections
 
     # the late events changed the reference where the scenarios say
     facts_after = {g: by_key(compute_kpis(client, settings, g)) for g in GROUPINGS}
@@ -222,6 +235,8 @@ def test_rollups_follow_restatements_and_replays(wh):
     assert (facts_after["channels"][lead_channel]["converted_leads"]
             == facts_before["channels"][lead_channel]["converted_leads"] + 1)
     assert facts_after["campaigns"][campaign]["channel"] == new_channel != facts_before["campaigns"][campaign]["channel"]
+    assert facts_after["campaigns"]["late-no-spend"]["channel"] == "chat"
+    assert facts_after["campaigns"]["late-no-spend"]["leads"] == 1
     assert facts_after["channels"]["(none)"]["conversions"] > facts_before["channels"].get("(none)", {}).get("conversions", 0.0)
 
     # the rollups are stale until refreshed
@@ -232,6 +247,10 @@ def test_rollups_follow_restatements_and_replays(wh):
     ids = announced(client, before | after)
     ids["spend"] = {f"{campaign}\t{first_spend['date']}"}
     ids["deal"] |= set(deal_ids)
+    # enrich: the new touches
+    ids["click"] = {"social_ads\tlate-no-spend"}
+    ids["conversation"].add("conv-late-1")
+    ids["lead"].add("L-late-1")
 
     def refresh_all() -> int:
         return sum(refresh(client, "channels", kind, sorted(keys), params) for kind, keys in ids.items())
