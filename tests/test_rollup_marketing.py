@@ -268,3 +268,18 @@ def test_rollups_follow_restatements_and_replays(wh):
     # and a rebuild agrees with the refreshed items
     rebuild(client, settings, only=["channels"])
     assert item_net(client) == net
+
+
+def test_same_columns_and_types_as_the_reference(wh):
+    """The rollup SQL returns the reference's columns with the reference's ClickHouse types."""
+    from services.attribution.kpis.query import _used, kpi_parameters, load_sql
+    from services.rollup.refresh import kpis_sql
+
+    settings, client, _ = wh
+    params = kpi_parameters(settings, date_from=SIM_PERIOD[0], date_to=SIM_PERIOD[1])
+    for grouping in GROUPINGS:
+        shapes = []
+        for sql in (load_sql(grouping), kpis_sql(grouping)):
+            result = client.query(sql, parameters=_used(sql, params))
+            shapes.append(list(zip(result.column_names, [t.name for t in result.column_types])))
+        assert shapes[1] == shapes[0], grouping

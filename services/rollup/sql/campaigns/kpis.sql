@@ -41,8 +41,8 @@ LEFT JOIN
     -- the row channel from the first month with spend and the first month with a touch (nets
     -- of presence are never negative: a month's sum is positive iff one of its days is)
     SELECT campaign_id,
-           argMinIf(channel, day, spend_n > 0) AS spend_channel,
-           argMinIf(channel, first, first != '') AS touch_channel
+           CAST(argMinIf(channel, day, spend_n > 0) AS String) AS spend_channel,
+           CAST(argMinIf(channel, first, first != '') AS String) AS touch_channel
     FROM
     (
         SELECT campaign_id, day, channel, spend_n,

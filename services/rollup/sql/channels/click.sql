@@ -5,16 +5,10 @@ SELECT
     toDate32(f.1) AS day,
     channel,
     campaign_id,
-    '' AS model,
-    toDecimal128(0, 6) AS spend,
-    toInt64(0) AS spend_rows,
-    toInt64(0) AS leads,
-    toInt64(0) AS converted,
-    toFloat64(0) AS conversions,
-    toFloat64(0) AS revenue,
-    toInt64(0) AS customers,
-    toDecimal128(0, 6) AS ltv,
-    toInt64(0) AS ltv_n,
+    '' AS model, toDecimal128(0, 6) AS spend, toInt64(0) AS spend_rows,
+    toInt64(0) AS leads, toInt64(0) AS converted,
+    toFloat64(0) AS conversions, toFloat64(0) AS revenue,
+    toInt64(0) AS customers, toDecimal128(0, 6) AS ltv, toInt64(0) AS ltv_n,
     concat(leftPad(toString(toUnixTimestamp64Milli(f.1)), 16, '0'), '\t', f.2) AS touch
 FROM
 (

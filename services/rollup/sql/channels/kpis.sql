@@ -19,7 +19,7 @@ SELECT
 FROM
 (
     SELECT
-        channel AS key,
+        CAST(channel AS String) AS key,
         toDecimal128(sumIf(spend, live), 6) AS spend_sum,
         toUInt64(sumIf(spend_rows, live)) AS spend_rows,
         toUInt64(sumIf(leads, live)) AS lead_n,

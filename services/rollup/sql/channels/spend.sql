@@ -5,16 +5,10 @@ SELECT
     toDate32(date) AS day,
     toString(channel) AS channel,
     campaign_id,
-    '' AS model,
-    toDecimal128(cost, 6) AS spend,
-    toInt64(1) AS spend_rows,
-    toInt64(0) AS leads,
-    toInt64(0) AS converted,
-    toFloat64(0) AS conversions,
-    toFloat64(0) AS revenue,
-    toInt64(0) AS customers,
-    toDecimal128(0, 6) AS ltv,
-    toInt64(0) AS ltv_n,
+    '' AS model, toDecimal128(cost, 6) AS spend, toInt64(1) AS spend_rows,
+    toInt64(0) AS leads, toInt64(0) AS converted,
+    toFloat64(0) AS conversions, toFloat64(0) AS revenue,
+    toInt64(0) AS customers, toDecimal128(0, 6) AS ltv, toInt64(0) AS ltv_n,
     '' AS touch
 FROM ad_spend
 WHERE concat(campaign_id, '\t', toString(date)) IN (SELECT key FROM rollup_ids)
