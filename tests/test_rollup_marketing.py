@@ -283,3 +283,13 @@ def test_same_columns_and_types_as_the_reference(wh):
             result = client.query(sql, parameters=_used(sql, params))
             shapes.append(list(zip(result.column_names, [t.name for t in result.column_types])))
         assert shapes[1] == shapes[0], grouping
+
+
+def test_markov_is_refused_not_zero(wh):
+    """markov's credits come from global removal effects and are not stored: the rollup
+    SQL refuses the model (the caller reads the facts) instead of answering zeros."""
+    settings, client, _ = wh
+    for grouping in GROUPINGS:
+        with pytest.raises(Exception, match="markov credits are not in the rollups"):
+            compute_kpis(client, settings, grouping, source="rollups", model="markov")
+        assert compute_kpis(client, settings, grouping, model="markov")  # the facts path answers

@@ -33,7 +33,9 @@ FROM
     (
         SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
         FROM rollup_channels
+        -- markov's credits are not stored: the caller reads the facts; never zeros instead
         WHERE model IN ('', {model:String})
+          AND NOT throwIf({model:String} = 'markov', 'markov credits are not in the rollups: read the facts')
     )
     GROUP BY key
     HAVING sum(n) != 0
