@@ -76,7 +76,9 @@ SELECT day, channel, model,
 FROM rollup_items_channels
 GROUP BY day, channel, model;
 
--- campaigns: days x (campaign, model), items with a campaign only
+-- campaigns: days x (campaign, model), items with a campaign only. Apart from rollup_channels
+-- so that a channels read does not grow with the number of campaigns (one table keyed by
+-- both: channels 12 -> 29 ms at 3 years and 50 campaigns, leadflow.bench.rollup_marketing).
 CREATE TABLE IF NOT EXISTS rollup_campaigns
 (
     day         Date32,
