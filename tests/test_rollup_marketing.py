@@ -106,6 +106,15 @@ def test_rollups_equal_the_reference_after_rebuild(wh):
 
 
 
+def replay_late(settings, path, events: list[dict]) -> None:
+    """Late events through the whole pipeline (ingest, enrich, attribution) into this warehouse."""
+    from leadflow.replay import replay
+
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n", encoding="utf-8")
+    summary = asyncio.run(replay(settings, [path], show_progress=False))
+    assert summary.rejected == 0, summary.first_rejections
+
+
 def read_events(path) -> list[dict]:
     events = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -222,12 +231,7 @@ def test_rollups_follow_restatements_and_replays(wh):
     assert "late-no-spend" not in by_key(compute_kpis(client, settings, "campaigns"))
     facts_before = {g: by_key(compute_kpis(client, settings, g)) for g in GROUPINGS}
 
-    late_path = path.parent / "late-marketing.jsonl"
-    late_path.write_text("\n".join(json.dumps(e) for e in late_events) + "\n", encoding="utf-8")
-    from leadflow.replay import replay
-
-    summary = asyncio.run(replay(settings, [late_path], show_progress=False))
-    assert summary.rejected == 0, summary.first_rejections
+    replay_late(settings, path.parent / "late-marketing.jsonl", late_events)
 
     # the late events changed the reference where the scenarios say
     facts_after = {g: by_key(compute_kpis(client, settings, g)) for g in GROUPINGS}
@@ -293,3 +297,41 @@ def test_markov_is_refused_not_zero(wh):
         with pytest.raises(Exception, match="markov credits are not in the rollups"):
             compute_kpis(client, settings, grouping, source="rollups", model="markov")
         assert compute_kpis(client, settings, grouping, model="markov")  # the facts path answers
+
+
+def test_a_campaign_whose_last_items_are_erased_disappears(wh):
+    """The row sets are presence counts: a campaign whose only touches are erased
+    (`leadflow forget`) leaves both paths once its entities are refreshed."""
+    from services.erasure.forget import forget
+
+    settings, client, path = wh
+    params = item_parameters(settings)
+    when = datetime(2026, 5, 9, 15, 30, tzinfo=UTC)
+    who = {"visitor_id": "v-erase-1"}
+    replay_late(settings, path.parent / "late-erased.jsonl", [
+        {"event_id": "erase-click-1", "type": "ad_click", "occurred_at": iso(when), "source": "site",
+         "identity": who, "campaign_id": "erased-campaign", "channel": "email"},
+        {"event_id": "erase-lead-1", "type": "lead", "occurred_at": iso(when + timedelta(minutes=5)), "source": "site",
+         "identity": dict(who, email="erase1@example.com"), "lead_id": "L-erase-1", "channel": "email",
+         "campaign_id": "erased-campaign"},
+    ])
+    persons = persons_of(client, [], ["L-erase-1"])
+    # enrich announces the click pair and the lead; attribution the person and its leads
+    ids = {"click": ["email\terased-campaign"], "lead": ["L-erase-1"], "person": sorted(persons)}
+
+    def refresh_all() -> int:
+        return sum(refresh(client, "channels", kind, keys, params) for kind, keys in ids.items())
+
+    refresh_all()
+    for source in ("facts", "rollups"):
+        row = by_key(compute_kpis(client, settings, "campaigns", source=source))["erased-campaign"]
+        assert (row["channel"], row["leads"], row["spend"]) == ("email", 1, None)
+
+    forget(client, settings, "visitor_id", "v-erase-1", wait_seconds=0)
+    assert refresh_all() > 0  # the erased entities' items taken out
+    for source in ("facts", "rollups"):
+        assert "erased-campaign" not in by_key(compute_kpis(client, settings, "campaigns", source=source))
+    cells, bad = differences(client, settings, periods=PERIODS[:2])
+    assert not bad, "\n".join(bad[:40])
+    assert not column(client, "SELECT entity FROM rollup_items_channels WHERE entity IN "
+                              "('lead:L-erase-1', 'click:email\terased-campaign') GROUP BY entity HAVING sum(sign) != 0")
