@@ -205,9 +205,9 @@ def test_rebuild_equals_reference(wh):
     assert before["messenger"]["missed_conversations"] == 1
     assert before["(none)"]["csat"] == 1.0
     assert before["call"]["calls_offered"] == 1 and before["call"]["nps"] == 100.0
-    # the service KPIs read no credits: every model (markov too) gives the same rows both ways
+    # the service KPIs read no credits: every model (markov too) gives the reference's rows
     for model in MODELS:
-        assert assert_equal(settings, model=model) == assert_equal(settings)
+        assert_equal(settings, model=model)
     rows = assert_equal(settings)
     assert {r["channel"] for r in rows} == {"(none)", "call", "chat", "messenger"}
     assert all(r["handoff_wait_median_s"] is not None for r in rows if r["channel"] == "chat")

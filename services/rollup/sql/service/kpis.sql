@@ -2,30 +2,26 @@
 -- parameters, columns and values as services/attribution/kpis/sql/service.sql (the reference).
 -- Readings: docs/kpi-readings.md S1-S10, L1-L3, B1-B4.
 --
--- Per channel: sums over the days in [date_from, date_to); the row set is every channel with an
--- item all-time (S8). Exact quantiles from value -> count maps (quantileExactInclusive's formula:
--- h = level * (n - 1) + 1, x[floor h] + (h - floor h) * (x[floor h + 1] - x[floor h])). Missed
--- conversations and what depends on them (lost revenue's `other` base and deals) are decided
--- here with the query's "now": pending conversations are kept as deadline (ms) -> count.
+-- Rows of rollup_service are summed per (day, channel) first (parts not merged yet hold signed
+-- rows; a day's net of each map key is >= 0), then per channel over the days in
+-- [date_from, date_to); the row set is every channel with an item on any day (S8).
+-- Exact quantiles: the days' value -> count maps expanded back to the values, then the
+-- reference's own quantilesExactInclusive. Missed conversations and what depends on them (lost
+-- revenue's `other` base and deals) are decided here with the query's "now": open conversations
+-- are kept as deadline (ms) -> count.
 WITH
     toUnixTimestamp64Milli(coalesce({now:Nullable(DateTime64(3, 'UTC'))},
                                     (SELECT max(occurred_at) FROM raw_events))) AS now_ms,
-    -- the level-quantile of the values whose sorted keys are ks and cumulative counts cum (n values)
-    (lv, ks, cum, n) -> if(n = 0, NULL,
-        if(toUInt64(lv * (n - 1) + 1) >= n, ks[-1],
-           ks[arrayFirstIndex(c -> c >= toUInt64(lv * (n - 1) + 1), cum)]
-           + ((lv * (n - 1) + 1) - toUInt64(lv * (n - 1) + 1))
-             * (ks[arrayFirstIndex(c -> c > toUInt64(lv * (n - 1) + 1), cum)]
-                - ks[arrayFirstIndex(c -> c >= toUInt64(lv * (n - 1) + 1), cum)]))) AS quantile_at,
-    -- the (keys, counts) of a merged map without keys that were taken out
-    m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS live_keys,
-    m -> arrayFilter(c -> c > 0, m.2) AS live_counts
+    -- the values of a value -> count map, each repeated count times
+    m -> arrayFlatten(arrayMap((k, c) -> arrayWithConstant(c, k), m.1, m.2)) AS map_values,
+    -- the keys of a map that count (net count > 0)
+    m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS map_keys
 SELECT
     channel,
     toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
-    quantile_at(0.5, frt_k, arrayCumSum(frt_c), frt_n) AS frt_median_s,
-    quantile_at(0.9, frt_k, arrayCumSum(frt_c), frt_n) AS frt_p90_s,
-    if(frt_n = 0, NULL, arraySum(arrayMap((k, c) -> k * c, frt_k, frt_c)) / frt_n) AS frt_mean_s,
+    if(empty(frt_v), NULL, frt_q[1]) AS frt_median_s,
+    if(empty(frt_v), NULL, frt_q[2]) AS frt_p90_s,
+    if(empty(frt_v), NULL, arrayAvg(frt_v)) AS frt_mean_s,
     turn_sum / nullIf(turn_n, 0) AS art_s,
     sla_ok / nullIf(sla_n, 0) AS sla_rate,
     if(channel IN ('call', '(none)'), NULL, toInt64(missed)) AS missed_conversations,
@@ -35,8 +31,8 @@ SELECT
     if(channel = 'call', answered / nullIf(offered, 0), NULL) AS answer_rate,
     if(channel = 'call', toInt64(missed_calls), NULL) AS missed_calls,
     if(channel = 'call', toInt64(abandoned), NULL) AS abandoned_calls,
-    if(wait_n = 0, NULL, arraySum(arrayMap((k, c) -> k * c, wait_k, wait_c)) / wait_n) AS wait_mean_s,
-    quantile_at(0.5, wait_k, arrayCumSum(wait_c), wait_n) AS wait_median_s,
+    if(empty(wait_v), NULL, arrayAvg(wait_v)) AS wait_mean_s,
+    if(empty(wait_v), NULL, arrayReduce('quantileExactInclusive(0.5)', wait_v)) AS wait_median_s,
     talk_sum / nullIf(talk_n, 0) AS talk_mean_s,
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
@@ -49,70 +45,93 @@ SELECT
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_n)) AS bot_conversations,
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_kept)) AS bot_contained,
     if(channel IN ('call', '(none)'), NULL, bot_kept / nullIf(bot_n, 0)) AS bot_containment_rate,
-    quantile_at(0.5, handoff_k, arrayCumSum(handoff_c), handoff_n) AS handoff_wait_median_s,
-    quantile_at(0.9, handoff_k, arrayCumSum(handoff_c), handoff_n) AS handoff_wait_p90_s
+    if(empty(handoff_v), NULL, handoff_q[1]) AS handoff_wait_median_s,
+    if(empty(handoff_v), NULL, handoff_q[2]) AS handoff_wait_p90_s
 FROM
 (
     SELECT
         channel,
-        conv_n, turn_sum, turn_n, sla_n, sla_ok, transferred, captured, offered, answered, missed_calls,
-        abandoned, talk_sum, talk_n, csat_n, csat_ok, nps_n, nps_promoters, nps_detractors, bot_n, bot_kept,
-        live_keys(frt_m) AS frt_k, live_counts(frt_m) AS frt_c, arraySum(frt_c) AS frt_n,
-        live_keys(wait_m) AS wait_k, live_counts(wait_m) AS wait_c, arraySum(wait_c) AS wait_n,
-        live_keys(handoff_m) AS handoff_k, live_counts(handoff_m) AS handoff_c, arraySum(handoff_c) AS handoff_n,
-        -- pending conversations: missed once now reaches their deadline, else an `other` contact
-        missed_fixed + arraySum((k, c) -> if(k <= now_ms, c, 0), pending_m.1, pending_m.2) AS missed,
-        other_fixed + arraySum((k, c) -> if(k > now_ms, c, 0), pending_m.1, pending_m.2) AS other_n,
-        other_hit_fixed + arraySum((k, c) -> if(k > now_ms, c, 0), pending_hit_m.1, pending_hit_m.2)
-            AS other_converted,
+        sumIf(d_conv_n, live) AS conv_n,
+        groupArrayArrayIf(d_frt, live) AS frt_v,
+        arrayReduce('quantilesExactInclusive(0.5, 0.9)', frt_v) AS frt_q,
+        sumIf(d_turn_sum, live) AS turn_sum,
+        sumIf(d_turn_n, live) AS turn_n,
+        sumIf(d_sla_n, live) AS sla_n,
+        sumIf(d_sla_ok, live) AS sla_ok,
+        sumIf(d_transferred, live) AS transferred,
+        sumIf(d_captured, live) AS captured,
+        sumIf(d_offered, live) AS offered,
+        sumIf(d_answered, live) AS answered,
+        sumIf(d_missed_calls, live) AS missed_calls,
+        sumIf(d_abandoned, live) AS abandoned,
+        groupArrayArrayIf(d_wait, live) AS wait_v,
+        sumIf(d_talk_sum, live) AS talk_sum,
+        sumIf(d_talk_n, live) AS talk_n,
+        -- open conversations: missed once now reaches their deadline, else an `other` contact
+        sumIf(d_missed, live) + sumIf(d_pending_missed, live) AS missed,
+        sumIf(d_other, live) + sumIf(d_pending_other, live) AS other_n,
+        sumIf(d_other_hit, live) + sumIf(d_pending_other_hit, live) AS other_converted,
         -- the distinct deals (`deal_id \t revenue`) found by `other` contacts (L3)
-        arrayDistinct(arrayConcat(
-            live_keys(deals_m),
-            arrayMap(d -> substring(d, position(d, '\t') + 1),
-                     arrayFilter((d, c) -> c > 0 AND toInt64(substring(d, 1, position(d, '\t') - 1)) > now_ms,
-                                 pending_deals_m.1, pending_deals_m.2)))) AS other_deals
+        groupUniqArrayArrayIf(d_deals, live) AS other_deals,
+        sumIf(d_csat_n, live) AS csat_n,
+        sumIf(d_csat_ok, live) AS csat_ok,
+        sumIf(d_nps_n, live) AS nps_n,
+        sumIf(d_nps_promoters, live) AS nps_promoters,
+        sumIf(d_nps_detractors, live) AS nps_detractors,
+        sumIf(d_bot_n, live) AS bot_n,
+        sumIf(d_bot_kept, live) AS bot_kept,
+        groupArrayArrayIf(d_handoff, live) AS handoff_v,
+        arrayReduce('quantilesExactInclusive(0.5, 0.9)', handoff_v) AS handoff_q
     FROM
     (
+        -- per (day, channel): the net of its rows; the measures only for the period's days
         SELECT
+            day,
             channel,
-            sumIf(conv_n, live) AS conv_n,
-            sumMapIf(frt, live) AS frt_m,
-            sumIf(turn_sum, live) AS turn_sum,
-            sumIf(turn_n, live) AS turn_n,
-            sumIf(sla_n, live) AS sla_n,
-            sumIf(sla_ok, live) AS sla_ok,
-            sumIf(missed, live) AS missed_fixed,
-            sumIf(transferred, live) AS transferred,
-            sumIf(captured, live) AS captured,
-            sumIf(offered, live) AS offered,
-            sumIf(answered, live) AS answered,
-            sumIf(missed_calls, live) AS missed_calls,
-            sumIf(abandoned, live) AS abandoned,
-            sumMapIf(wait, live) AS wait_m,
-            sumIf(talk_sum, live) AS talk_sum,
-            sumIf(talk_n, live) AS talk_n,
-            sumIf(other, live) AS other_fixed,
-            sumIf(other_hit, live) AS other_hit_fixed,
-            sumMapIf(pending, live) AS pending_m,
-            sumMapIf(pending_hit, live) AS pending_hit_m,
-            sumMapIf(deals, live) AS deals_m,
-            sumMapIf(pending_deals, live) AS pending_deals_m,
-            sumIf(csat_n, live) AS csat_n,
-            sumIf(csat_ok, live) AS csat_ok,
-            sumIf(nps_n, live) AS nps_n,
-            sumIf(nps_promoters, live) AS nps_promoters,
-            sumIf(nps_detractors, live) AS nps_detractors,
-            sumIf(bot_n, live) AS bot_n,
-            sumIf(bot_kept, live) AS bot_kept,
-            sumMapIf(handoff, live) AS handoff_m
-        FROM
-        (
-            SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
-            FROM rollup_service
-        )
-        GROUP BY channel
-        -- the all-time row set (S8): a channel with an item on any day
-        HAVING sum(items) > 0
+            day >= {date_from:Date32} AND day < {date_to:Date32} AS live,
+            sum(items) AS d_items,
+            sumIf(conv_n, live) AS d_conv_n,
+            map_values(sumMapIf(frt, live)) AS d_frt,
+            sumIf(turn_sum, live) AS d_turn_sum,
+            sumIf(turn_n, live) AS d_turn_n,
+            sumIf(sla_n, live) AS d_sla_n,
+            sumIf(sla_ok, live) AS d_sla_ok,
+            sumIf(missed, live) AS d_missed,
+            sumIf(transferred, live) AS d_transferred,
+            sumIf(captured, live) AS d_captured,
+            sumIf(offered, live) AS d_offered,
+            sumIf(answered, live) AS d_answered,
+            sumIf(missed_calls, live) AS d_missed_calls,
+            sumIf(abandoned, live) AS d_abandoned,
+            map_values(sumMapIf(wait, live)) AS d_wait,
+            sumIf(talk_sum, live) AS d_talk_sum,
+            sumIf(talk_n, live) AS d_talk_n,
+            sumIf(other, live) AS d_other,
+            sumIf(other_hit, live) AS d_other_hit,
+            sumMapIf(pending, live) AS d_pending_m,
+            arraySum((k, c) -> if(k <= now_ms, c, 0), d_pending_m.1, d_pending_m.2) AS d_pending_missed,
+            arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_m.1, d_pending_m.2) AS d_pending_other,
+            sumMapIf(pending_hit, live) AS d_pending_hit_m,
+            arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_hit_m.1, d_pending_hit_m.2) AS d_pending_other_hit,
+            sumMapIf(pending_deals, live) AS d_pending_deals_m,
+            arrayConcat(
+                map_keys(sumMapIf(deals, live)),
+                arrayMap(d -> substring(d, position(d, '\t') + 1),
+                         arrayFilter((d, c) -> c > 0 AND toInt64(substring(d, 1, position(d, '\t') - 1)) > now_ms,
+                                     d_pending_deals_m.1, d_pending_deals_m.2))) AS d_deals,
+            sumIf(csat_n, live) AS d_csat_n,
+            sumIf(csat_ok, live) AS d_csat_ok,
+            sumIf(nps_n, live) AS d_nps_n,
+            sumIf(nps_promoters, live) AS d_nps_promoters,
+            sumIf(nps_detractors, live) AS d_nps_detractors,
+            sumIf(bot_n, live) AS d_bot_n,
+            sumIf(bot_kept, live) AS d_bot_kept,
+            map_values(sumMapIf(handoff, live)) AS d_handoff
+        FROM rollup_service
+        GROUP BY day, channel
     )
+    GROUP BY channel
+    -- the all-time row set (S8): a channel with an item on any day
+    HAVING sum(d_items) > 0
 )
 ORDER BY channel
