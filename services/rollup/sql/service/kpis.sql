@@ -12,8 +12,9 @@
 WITH
     toUnixTimestamp64Milli(coalesce({now:Nullable(DateTime64(3, 'UTC'))},
                                     (SELECT max(occurred_at) FROM raw_events))) AS now_ms,
-    -- the values of a value -> count map, each repeated count times
-    m -> arrayFlatten(arrayMap((k, c) -> arrayWithConstant(c, k), m.1, m.2)) AS map_values,
+    -- the values of a value -> count map, each repeated count times (a day's net count is >= 0
+    -- unless two refreshes of one entity raced; a rebuild repairs that, the query still answers)
+    m -> arrayFlatten(arrayMap((k, c) -> arrayWithConstant(greatest(c, 0), k), m.1, m.2)) AS map_values,
     -- the keys of a map that count (net count > 0)
     m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS map_keys
 SELECT
