@@ -101,6 +101,9 @@ LATE = [
     call("K-rs-1", T + timedelta(hours=4), "abandoned", T + timedelta(hours=4, minutes=3)),
     # the deal is restated (the later occurred_at wins): another revenue
     deal(T + timedelta(hours=3), "800.00"),
+    # a moved touch: the lead arrives again, earlier (the earliest lead_at wins), before A started
+    ev("lead", T - timedelta(hours=1), {"visitor_id": "v-rs-1", "phone": PHONE}, lead_id="L-rs-1",
+       channel="organic"),
     # a late merge: E's visitor leaves A's person's phone
     ev("lead", T + timedelta(hours=6), {"visitor_id": "v-rs-2", "phone": PHONE}, lead_id="L-rs-2",
        channel="organic"),
