@@ -13,7 +13,8 @@
 --   other          a contact that is neither missed nor pending (conversation) / not missed or
 --                  abandoned (call): the lost-revenue base (L2)
 --   hit            a winning deal of its person within the conversion window after its start
---   deals          those deals, `deal_id \t revenue` (the distinct deals of lost revenue, L3)
+--   deals          those deals, `hex(sipHash128(deal_id)) \t revenue` (the distinct deals of lost
+--                  revenue, L3; a hash: no deal id in clear in the rollup)
 CREATE TABLE IF NOT EXISTS rollup_items_service
 (
     entity          String,
@@ -80,7 +81,7 @@ CREATE TABLE IF NOT EXISTS rollup_service
     -- pending conversations: deadline (ms) -> count, and those of them with a hit
     pending         SimpleAggregateFunction(sumMap, Tuple(Array(Int64), Array(Int64))),
     pending_hit     SimpleAggregateFunction(sumMap, Tuple(Array(Int64), Array(Int64))),
-    -- deals found by `other` contacts, and by pending ones (`deadline \t deal_id \t revenue`)
+    -- deals found by `other` contacts, and by pending ones (`deadline \t deal hash \t revenue`)
     deals           SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(Int64))),
     pending_deals   SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(Int64))),
     csat_n          SimpleAggregateFunction(sum, Int64),

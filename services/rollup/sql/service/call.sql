@@ -25,7 +25,7 @@ SELECT
        (toUnixTimestamp64Milli(c.ended_at) - toUnixTimestamp64Milli(assumeNotNull(c.answered_at))) / 1000, NULL) AS talk,
     toUInt8(c.outcome NOT IN ('missed', 'abandoned')) AS other,
     toUInt8(arrayExists(d -> d.1 >= c.started_at AND d.1 <= addMilliseconds(c.started_at, {conversion_window_ms:Int64}), k.won)) AS hit,
-    arrayMap(d -> concat(d.2, '\t', toString(d.3)),
+    arrayMap(d -> concat(hex(sipHash128(d.2)), '\t', toString(d.3)),
              arrayFilter(d -> d.1 >= c.started_at AND d.1 <= addMilliseconds(c.started_at, {conversion_window_ms:Int64}), k.won))
         AS deals,
     toUInt8(0) AS csat_n,

@@ -32,7 +32,7 @@ SELECT
     CAST(NULL AS Nullable(Float64)) AS talk,
     toUInt8(1 - missed - (deadline IS NOT NULL)) AS other,
     toUInt8(arrayExists(d -> d.1 >= i.start AND d.1 <= addMilliseconds(i.start, {conversion_window_ms:Int64}), k.won)) AS hit,
-    arrayMap(d -> concat(d.2, '\t', toString(d.3)),
+    arrayMap(d -> concat(hex(sipHash128(d.2)), '\t', toString(d.3)),
              arrayFilter(d -> d.1 >= i.start AND d.1 <= addMilliseconds(i.start, {conversion_window_ms:Int64}), k.won))
         AS deals,
     toUInt8(0) AS csat_n,

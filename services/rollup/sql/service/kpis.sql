@@ -72,7 +72,7 @@ FROM
         sumIf(d_missed, live) + sumIf(d_pending_missed, live) AS missed,
         sumIf(d_other, live) + sumIf(d_pending_other, live) AS other_n,
         sumIf(d_other_hit, live) + sumIf(d_pending_other_hit, live) AS other_converted,
-        -- the distinct deals (`deal_id \t revenue`) found by `other` contacts (L3)
+        -- the distinct deals (`deal hash \t revenue`) found by `other` contacts (L3)
         groupUniqArrayArrayIf(d_deals, live) AS other_deals,
         sumIf(d_csat_n, live) AS csat_n,
         sumIf(d_csat_ok, live) AS csat_ok,
