@@ -1,0 +1,138 @@
+-- KPIs by conversation channel read from the rollup (rollup_service, migration 0034): the same
+-- parameters, columns and values as services/attribution/kpis/sql/service.sql (the reference).
+-- Readings: docs/kpi-readings.md S1-S10, L1-L3, B1-B4.
+--
+-- Rows of rollup_service are summed per (day, channel) first (parts not merged yet hold signed
+-- rows; a day's net of each map key is >= 0), then per channel over the days in
+-- [date_from, date_to); the row set is every channel with an item on any day (S8).
+-- Exact quantiles: the days' value -> count maps expanded back to the values, then the
+-- reference's own quantilesExactInclusive. Missed conversations and what depends on them (lost
+-- revenue's `other` base and deals) are decided here with the query's "now": open conversations
+-- are kept as deadline (ms) -> count.
+WITH
+    toUnixTimestamp64Milli(coalesce({now:Nullable(DateTime64(3, 'UTC'))},
+                                    (SELECT max(occurred_at) FROM raw_events))) AS now_ms,
+    -- the values of a value -> count map, each repeated count times (a day's net count is >= 0
+    -- unless two refreshes of one entity raced; a rebuild repairs that, the query still answers)
+    m -> arrayFlatten(arrayMap((k, c) -> arrayWithConstant(greatest(c, 0), k), m.1, m.2)) AS map_values,
+    -- the keys of a map that count (net count > 0)
+    m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS map_keys
+SELECT
+    channel,
+    toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
+    if(empty(frt_v), NULL, frt_q[1]) AS frt_median_s,
+    if(empty(frt_v), NULL, frt_q[2]) AS frt_p90_s,
+    if(empty(frt_v), NULL, arrayAvg(frt_v)) AS frt_mean_s,
+    turn_sum / nullIf(turn_n, 0) AS art_s,
+    sla_ok / nullIf(sla_n, 0) AS sla_rate,
+    if(channel IN ('call', '(none)'), NULL, toInt64(missed)) AS missed_conversations,
+    if(channel IN ('call', '(none)'), NULL, transferred / nullIf(conv_n, 0)) AS transfer_rate,
+    if(channel IN ('chat', 'messenger'), captured / nullIf(conv_n, 0), NULL) AS contact_capture_rate,
+    if(channel = 'call', toInt64(offered), NULL) AS calls_offered,
+    if(channel = 'call', answered / nullIf(offered, 0), NULL) AS answer_rate,
+    if(channel = 'call', toInt64(missed_calls), NULL) AS missed_calls,
+    if(channel = 'call', toInt64(abandoned), NULL) AS abandoned_calls,
+    if(empty(wait_v), NULL, arrayAvg(wait_v)) AS wait_mean_s,
+    if(empty(wait_v), NULL, arrayReduce('quantileExactInclusive(0.5)', wait_v)) AS wait_median_s,
+    talk_sum / nullIf(talk_n, 0) AS talk_mean_s,
+    csat_ok / nullIf(csat_n, 0) AS csat,
+    100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
+    -- missed x r x v (L1-L3): null when r or v is undefined
+    if(channel = '(none)', NULL,
+       toFloat64(if(channel = 'call', missed_calls + abandoned, missed))
+       * (other_converted / nullIf(other_n, 0))
+       * if(empty(other_deals), NULL, arrayAvg(arrayMap(d -> toFloat64(splitByChar('\t', d)[-1]), other_deals))))
+        AS lost_revenue,
+    if(channel IN ('call', '(none)'), NULL, toInt64(bot_n)) AS bot_conversations,
+    if(channel IN ('call', '(none)'), NULL, toInt64(bot_kept)) AS bot_contained,
+    if(channel IN ('call', '(none)'), NULL, bot_kept / nullIf(bot_n, 0)) AS bot_containment_rate,
+    if(empty(handoff_v), NULL, handoff_q[1]) AS handoff_wait_median_s,
+    if(empty(handoff_v), NULL, handoff_q[2]) AS handoff_wait_p90_s
+FROM
+(
+    SELECT
+        channel,
+        sumIf(d_conv_n, live) AS conv_n,
+        groupArrayArrayIf(d_frt, live) AS frt_v,
+        arrayReduce('quantilesExactInclusive(0.5, 0.9)', frt_v) AS frt_q,
+        sumIf(d_turn_sum, live) AS turn_sum,
+        sumIf(d_turn_n, live) AS turn_n,
+        sumIf(d_sla_n, live) AS sla_n,
+        sumIf(d_sla_ok, live) AS sla_ok,
+        sumIf(d_transferred, live) AS transferred,
+        sumIf(d_captured, live) AS captured,
+        sumIf(d_offered, live) AS offered,
+        sumIf(d_answered, live) AS answered,
+        sumIf(d_missed_calls, live) AS missed_calls,
+        sumIf(d_abandoned, live) AS abandoned,
+        groupArrayArrayIf(d_wait, live) AS wait_v,
+        sumIf(d_talk_sum, live) AS talk_sum,
+        sumIf(d_talk_n, live) AS talk_n,
+        -- open conversations: missed once now reaches their deadline, else an `other` contact
+        sumIf(d_missed, live) + sumIf(d_pending_missed, live) AS missed,
+        sumIf(d_other, live) + sumIf(d_pending_other, live) AS other_n,
+        sumIf(d_other_hit, live) + sumIf(d_pending_other_hit, live) AS other_converted,
+        -- the distinct deals (`deal hash \t revenue`) found by `other` contacts (L3)
+        groupUniqArrayArrayIf(d_deals, live) AS other_deals,
+        sumIf(d_csat_n, live) AS csat_n,
+        sumIf(d_csat_ok, live) AS csat_ok,
+        sumIf(d_nps_n, live) AS nps_n,
+        sumIf(d_nps_promoters, live) AS nps_promoters,
+        sumIf(d_nps_detractors, live) AS nps_detractors,
+        sumIf(d_bot_n, live) AS bot_n,
+        sumIf(d_bot_kept, live) AS bot_kept,
+        groupArrayArrayIf(d_handoff, live) AS handoff_v,
+        arrayReduce('quantilesExactInclusive(0.5, 0.9)', handoff_v) AS handoff_q
+    FROM
+    (
+        -- per (day, channel): the net of its rows; the measures only for the period's days
+        SELECT
+            day,
+            channel,
+            day >= {date_from:Date32} AND day < {date_to:Date32} AS live,
+            sum(items) AS d_items,
+            sumIf(conv_n, live) AS d_conv_n,
+            map_values(sumMapIf(frt, live)) AS d_frt,
+            sumIf(turn_sum, live) AS d_turn_sum,
+            sumIf(turn_n, live) AS d_turn_n,
+            sumIf(sla_n, live) AS d_sla_n,
+            sumIf(sla_ok, live) AS d_sla_ok,
+            sumIf(missed, live) AS d_missed,
+            sumIf(transferred, live) AS d_transferred,
+            sumIf(captured, live) AS d_captured,
+            sumIf(offered, live) AS d_offered,
+            sumIf(answered, live) AS d_answered,
+            sumIf(missed_calls, live) AS d_missed_calls,
+            sumIf(abandoned, live) AS d_abandoned,
+            map_values(sumMapIf(wait, live)) AS d_wait,
+            sumIf(talk_sum, live) AS d_talk_sum,
+            sumIf(talk_n, live) AS d_talk_n,
+            sumIf(other, live) AS d_other,
+            sumIf(other_hit, live) AS d_other_hit,
+            sumMapIf(pending, live) AS d_pending_m,
+            arraySum((k, c) -> if(k <= now_ms, c, 0), d_pending_m.1, d_pending_m.2) AS d_pending_missed,
+            arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_m.1, d_pending_m.2) AS d_pending_other,
+            sumMapIf(pending_hit, live) AS d_pending_hit_m,
+            arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_hit_m.1, d_pending_hit_m.2) AS d_pending_other_hit,
+            sumMapIf(pending_deals, live) AS d_pending_deals_m,
+            arrayConcat(
+                map_keys(sumMapIf(deals, live)),
+                arrayMap(d -> substring(d, position(d, '\t') + 1),
+                         arrayFilter((d, c) -> c > 0 AND toInt64(substring(d, 1, position(d, '\t') - 1)) > now_ms,
+                                     d_pending_deals_m.1, d_pending_deals_m.2))) AS d_deals,
+            sumIf(csat_n, live) AS d_csat_n,
+            sumIf(csat_ok, live) AS d_csat_ok,
+            sumIf(nps_n, live) AS d_nps_n,
+            sumIf(nps_promoters, live) AS d_nps_promoters,
+            sumIf(nps_detractors, live) AS d_nps_detractors,
+            sumIf(bot_n, live) AS d_bot_n,
+            sumIf(bot_kept, live) AS d_bot_kept,
+            map_values(sumMapIf(handoff, live)) AS d_handoff
+        FROM rollup_service
+        GROUP BY day, channel
+    )
+    GROUP BY channel
+    -- the all-time row set (S8): a channel with an item on any day
+    HAVING sum(d_items) > 0
+)
+ORDER BY channel
