@@ -45,6 +45,15 @@ WRITE_SITES = [
     ("attribution_credits", "attribution", "insert"),
     ("person_profiles", "attribution", "insert"),
     ("attribution_queue", "attribution", "insert"),
+    # the rollups (issue 18): what enrich and attribution announce, and the rollup stage's writes
+    ("rollup_queue", "enrich", "insert"),
+    ("rollup.dirty", "enrich", "produce"),
+    ("rollup_queue", "attribution", "insert"),
+    ("rollup.dirty", "attribution", "produce"),
+    ("rollup_items_channels", "rollup", "insert"),
+    ("rollup_items_operators", "rollup", "insert"),
+    ("rollup_items_service", "rollup", "insert"),
+    ("rollup_queue", "rollup", "insert"),
 ]
 
 

@@ -313,12 +313,12 @@ def _refresh_rollups(client: Client, settings: Settings, work: _Work, others: Di
     for kind, ids in theirs.ids.items():
         dirty.add(kind, ids)
     params = rollups.item_parameters(settings)
-    for grouping in rollups.groupings():
+    for grouping in rollups.item_groupings():
         for kind, ids in sorted(dirty.ids.items()):
             rollups.refresh(client, grouping, kind, ids, params)
     named = work.sql("entity {entity}")
     removed = {}
-    for table in ["rollup_queue"] + [f"rollup_items_{g}" for g in rollups.groupings()]:
+    for table in ["rollup_queue"] + [f"rollup_items_{g}" for g in rollups.item_groupings()]:
         n = scalar(client, f"SELECT count() FROM {table} WHERE {named}") or 0
         if n:
             client.command(f"ALTER TABLE {table} DELETE WHERE {named}", settings={"mutations_sync": 2})

@@ -58,6 +58,11 @@ def groupings() -> tuple[str, ...]:
     return tuple(sorted(p.parent.name for p in SQL_DIR.glob("*/kpis.sql")))
 
 
+def item_groupings() -> tuple[str, ...]:
+    """The groupings with an item log of their own (campaigns reads the channels' items)."""
+    return tuple(g for g in groupings() if any(item_sql(g, kind) for kind in KINDS))
+
+
 @lru_cache(maxsize=None)
 def item_sql(grouping: str, kind: str) -> str | None:
     path = SQL_DIR / grouping / f"{kind}.sql"
@@ -180,7 +185,7 @@ def rebuild(client: "Client", settings: "Settings", *, only: Iterable[str] | Non
     an erasure). Returns rows written per grouping."""
     params = item_parameters(settings)
     written: dict[str, int] = {}
-    for grouping in (tuple(only) if only else groupings()):
+    for grouping in (tuple(only) if only else item_groupings()):
         n = 0
         for kind in KINDS:
             if item_sql(grouping, kind) is None:

@@ -78,7 +78,7 @@ class RollupStage:
     def apply(self, dirty: Dirty) -> int:
         """Recompute the items of these entities in every grouping; returns rows written."""
         written = 0
-        for grouping in rollups.groupings():
+        for grouping in rollups.item_groupings():
             for kind, ids in sorted(dirty.ids.items()):
                 written += rollups.refresh(self.client, grouping, kind, ids, self.params)
         insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(self.clock.next(), 1))
