@@ -24,8 +24,8 @@ from services.attribution.kpis.query import (
     DEFAULT_CAPTURE_WINDOW_HOURS,
     DEFAULT_CONVERSION_WINDOW_DAYS,
     MODELS,
-    load_sql,
 )
+from services.rollup.refresh import kpis_sql
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA_DIR = REPO / "deploy" / "grafana"
@@ -87,8 +87,9 @@ def kpi_sql(name: str, settings: Settings, **filters: str) -> str:
     """The SQL of a grouping or an extra query with every parameter replaced for Grafana.
 
     `filters` override parameters, e.g. channels="[${channel:singlequote}]"."""
-    sql = load_sql(name) if name in ("channels", "campaigns", "operators", "service") else load_extra_sql(name)
-    values = {**grafana_values(settings), **filters}
+    grouping = name in ("channels", "campaigns", "operators", "service")
+    sql = kpis_sql(name) if grouping else load_extra_sql(name)  # a grouping: its rollup (services/rollup)
+    values = {**grafana_values(settings), "rollup": f"rollup_{name}_${{model}}", **filters}
 
     def sub(m: re.Match) -> str:
         if m.group(1) not in values:
@@ -98,7 +99,8 @@ def kpi_sql(name: str, settings: Settings, **filters: str) -> str:
     # whole-line comments stay in the SQL file (they document it), not in every panel
     lines = [line for line in _PARAM.sub(sub, sql).splitlines() if not line.lstrip().startswith("--")]
     body = "\n".join(lines).strip()
-    return f"-- services/attribution/kpis/sql/{name}.sql (leadflow grafana build)\n{body}"
+    where = f"services/rollup/sql/{name}/kpis.sql" if grouping else f"services/attribution/kpis/sql/{name}.sql"
+    return f"-- {where} (leadflow grafana build)\n{body}"
 
 
 def wrap(select: str, name: str, settings: Settings, tail: str = "", **filters: str) -> str:

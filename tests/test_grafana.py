@@ -138,7 +138,7 @@ def test_dashboards_uids_variables_and_datasources(dashboards):
     # no KPI SQL is written in the dashboards: every ClickHouse panel says which KPI file it wraps
     for d in dashboards.values():
         for p, t in clickhouse_panels(d):
-            assert re.search(r"-- services/attribution/kpis/sql/\w+\.sql", t["rawSql"]), p["title"]
+            assert re.search(r"-- services/(attribution/kpis/sql/\w+|rollup/sql/\w+/kpis)\.sql", t["rawSql"]), p["title"]
 
 
 def test_prometheus_panels_use_metrics_leadflow_exports(dashboards):

@@ -103,13 +103,18 @@ def stored_fingerprint(client: "Client") -> str | None:
     return rows[0][0] if rows else None
 
 
-def readable(client: "Client", settings: "Settings", grouping: str, model: str) -> bool:
-    """Whether the KPIs of this grouping and model can be read from the rollups: it has them,
-    the model is stored (markov's credits come from global removal effects, computed when
-    asked), and the items were computed with these settings."""
-    if model == "markov" or grouping not in groupings():
+def readable(client: "Client", settings: "Settings", grouping: str, model: str = "linear") -> bool:
+    """Whether the KPIs of this grouping can be read from the rollups: it has them and the
+    items were computed with these settings. Every model can (markov's credits are summed
+    from the markov chain when asked: `model_view`)."""
+    if grouping not in groupings():
         return False
     return stored_fingerprint(client) == fingerprint(item_parameters(settings))
+
+
+def model_view(grouping: str, model: str) -> str:
+    """The rollup a model's KPI query reads, `{rollup:Identifier}` (migration 0037)."""
+    return f"rollup_{grouping}_{model}"
 
 
 def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:

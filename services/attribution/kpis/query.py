@@ -169,6 +169,7 @@ def compute_kpis(
     else:
         raise ValueError(f"unknown source {source!r}; facts or rollups")
     params = kpi_parameters(settings, model=model, date_from=date_from, date_to=date_to, now=now)
+    params["rollup"] = rollups.model_view(grouping, model)
     result = client.query(sql, parameters=_used(sql, params))
     keys = OUTPUT_KEYS[grouping]
     names = list(result.column_names)

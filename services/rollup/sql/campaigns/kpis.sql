@@ -1,7 +1,7 @@
 -- KPIs by campaign from the rollups (rollup_campaigns, rollup_campaign_channels, migration
 -- 0033; their items are the channels' items with a campaign): the same parameters, columns
--- and rows as services/attribution/kpis/sql/campaigns.sql. Every stored model (markov: the
--- caller reads the facts). Rows: every campaign with a present item, all time (M8). The
+-- and rows as services/attribution/kpis/sql/campaigns.sql. Every model: {rollup:Identifier} =
+-- rollup_campaigns_<model> (migration 0037; markov's credits summed when asked). Rows: every campaign with a present item, all time (M8). The
 -- row's channel: the channel of its earliest spend row (one spend winner per campaign and
 -- day: the channel on its first spend day), else of its first touch (the smallest
 -- (touch_at, event_id) key), read from each campaign's first months only.
@@ -30,10 +30,8 @@ FROM
     FROM
     (
         SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
-        FROM rollup_campaigns
-        -- markov's credits are not stored: the caller reads the facts; never zeros instead
-        WHERE model IN ('', {model:String})
-          AND NOT throwIf({model:String} = 'markov', 'markov credits are not in the rollups: read the facts')
+        -- the model's view (migration 0037): the non-credit rows and the model's credits
+        FROM {rollup:Identifier}
     )
     GROUP BY key
     HAVING sum(n) != 0

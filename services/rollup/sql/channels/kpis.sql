@@ -1,6 +1,6 @@
 -- KPIs by touch channel from the rollup (rollup_channels, migration 0033): the same
 -- parameters, columns and rows as services/attribution/kpis/sql/channels.sql.
--- Every stored model (markov: the caller reads the facts). Rows: every channel with a
+-- Every model: {rollup:Identifier} = rollup_channels_<model> (migration 0037; markov's credits summed when asked). Rows: every channel with a
 -- present item (n), all time (M2), with the model's credits; measures by their own date
 -- in [date_from, date_to); ltv is all-time.
 SELECT
@@ -32,10 +32,8 @@ FROM
     FROM
     (
         SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
-        FROM rollup_channels
-        -- markov's credits are not stored: the caller reads the facts; never zeros instead
-        WHERE model IN ('', {model:String})
-          AND NOT throwIf({model:String} = 'markov', 'markov credits are not in the rollups: read the facts')
+        -- the model's view (migration 0037): the non-credit rows and the model's credits
+        FROM {rollup:Identifier}
     )
     GROUP BY key
     HAVING sum(n) != 0
