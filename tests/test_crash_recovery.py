@@ -14,6 +14,7 @@ from aiokafka import ConsumerRecord
 
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
+from services.rollup.stage import RollupStage
 from services.enrich.stage import EnrichStage
 from services.ingest.sink import RawEventSink
 from services.ingest.validate import AcceptedEvent, InputOccurrences, Validator
@@ -33,7 +34,7 @@ def record(topic: str, offset: int, key: bytes | None, value: bytes) -> Consumer
 
 
 class Driver:
-    """The three stages of a pipeline, batch after batch, restarted after every injected crash."""
+    """The four stages of a pipeline, batch after batch, restarted after every injected crash."""
 
     def __init__(self, client, settings, *, split: bool, lose: str | None = None):
         self.client, self.settings, self.topics = client, settings, topics_for(settings)
@@ -42,7 +43,7 @@ class Driver:
         self.crashes: list[str] = []
         self.accepted = self.duplicates = 0
         self.offsets = Counter()
-        for name in (Stages.WAREHOUSE_SINK, Stages.ENRICH, Stages.ATTRIBUTION):
+        for name in (Stages.WAREHOUSE_SINK, Stages.ENRICH, Stages.ATTRIBUTION, Stages.ROLLUP):
             self.restart(name)
 
     def restart(self, name: str) -> None:
@@ -50,6 +51,8 @@ class Driver:
             self.sink = RawEventSink(self.client, None, self.topics)
         elif name == Stages.ENRICH:
             self.enrich = EnrichStage(self.client, None, self.topics, self.settings)
+        elif name == Stages.ROLLUP:
+            self.rollup = RollupStage(self.client, self.topics, self.settings)
         else:
             self.attribution = AttributionStage(self.client, self.topics, self.settings)
 
@@ -58,6 +61,8 @@ class Driver:
             out = self.sink.store(records)
         elif name == Stages.ENRICH:
             out = self.enrich.process(records)
+        elif name == Stages.ROLLUP:
+            out = self.rollup.process(records)
         else:
             out = self.attribution.process(records)
         if first and self.lose == name:
@@ -90,8 +95,12 @@ class Driver:
                 self.duplicates += stored.duplicates.total()
                 for written in self.deliver(Stages.ENRICH, self.produce(self.topics.stored, stored.forward)):
                     people = [(p.encode(), p.encode()) for p in written.people]
+                    dirty = [written.dirty]
                     if people:
-                        self.deliver(Stages.ATTRIBUTION, self.produce(self.topics.persons_changed, people))
+                        dirty += self.deliver(Stages.ATTRIBUTION, self.produce(self.topics.persons_changed, people))
+                    for announced in dirty:
+                        if announced:
+                            self.deliver(Stages.ROLLUP, self.produce(self.topics.rollup_dirty, announced.messages()))
 
 
 @pytest.fixture(scope="module")

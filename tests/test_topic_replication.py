@@ -31,4 +31,4 @@ def test_pipeline_creates_topics_with_the_replication_factor(settings, client):
         return {t["topic"]: {len(p["replicas"]) for p in t["partitions"]} for t in described}
 
     replicas = asyncio.run(scenario())
-    assert replicas == {topic: {2} for topic in replicas} and len(replicas) == 4
+    assert replicas == {topic: {2} for topic in replicas} and len(replicas) == 5
