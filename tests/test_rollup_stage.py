@@ -142,3 +142,65 @@ class _Record:
 def _records(dirty: Dirty) -> list:
     return [_Record(value) for _, value in dirty.messages()]
 
+
+
+def test_rollups_status_and_rebuild_commands(sim, monkeypatch, capsys):
+    from leadflow.cli import main
+
+    settings, client = sim
+    monkeypatch.setenv("LEADFLOW_CLICKHOUSE_DATABASE", settings.clickhouse_database)
+    args = ["--warehouse", str(settings.warehouse_dir)]
+    assert main(["rollups", "status", "--format", "json", *args]) == 0
+    import json
+
+    status = json.loads(capsys.readouterr().out)
+    assert status["current"] is True and status["pending_entities"] == 0
+    rows = status["groupings"]["service"]["rollup_service"]
+    assert rows == client.query("SELECT count() FROM rollup_service").result_rows[0][0] > 0
+    assert main(["rollups", "rebuild", *args]) == 0
+    out = capsys.readouterr().out
+    assert "channels 0 rows written" in out and "service 0 rows written" in out  # the stage kept them current
+    assert main(["kpis", "channels", "--source", "rollups", "--model", "markov", "--format", "json", *args]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert main(["kpis", "channels", "--source", "facts", "--model", "markov", "--format", "json", *args]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert got and [r["channel"] for r in got] == [r["channel"] for r in want]
+    assert all(same(g["conversions"], w["conversions"]) for g, w in zip(got, want))
+
+
+def test_the_bench_reads_both_paths_and_the_rollups_stretched_to_three_years(sim):
+    from leadflow.bench.queries import measure_queries, render_queries
+
+    settings, client = sim
+    q = measure_queries(settings, repeats=1)
+    assert q["rollups_rebuilt_s"] is None  # current already
+    assert q["stretched"]["days"] > 900  # the fortnight's days spread over three years
+    for grouping in GROUPINGS:
+        assert {"rollups_all_ms", "rollups_month_ms", "facts_all_ms", "facts_month_ms"} <= set(q[grouping])
+        assert q["stretched"][f"{grouping}_ms"] > 0
+    assert "stretched to three years" in "\n".join(render_queries(q, 200))
+    # the scratch copy is gone
+    assert not client.query("SELECT count() FROM system.databases WHERE name LIKE '%_stretched'").result_rows[0][0]
+
+
+def test_the_stretched_rollups_are_read_through_their_own_views(sim, monkeypatch):
+    """The stretched copy's model views read the stretched tables: each day's rows repeated k
+    times give k times the leads."""
+    from leadflow.bench import queries
+
+    settings, client = sim
+    seen = {}
+    real = queries.compute_kpis
+
+    def spy(c, s, grouping, **kw):
+        rows = real(c, s, grouping, **kw)
+        seen.setdefault(grouping, rows)
+        return rows
+
+    monkeypatch.setattr(queries, "compute_kpis", spy)
+    out = queries.stretched_rollups(client, settings, 1, "linear")
+    span = client.query("SELECT dateDiff('day', min(occurred_at), max(occurred_at)) + 1 FROM raw_events").result_rows[0][0]
+    k = -(-queries.STRETCH_DAYS // span)
+    plain = {r["channel"]: r["leads"] for r in real(client, settings, "channels", source="rollups")}
+    assert {r["channel"]: r["leads"] for r in seen["channels"]} == {c: n * k for c, n in plain.items()}
+    assert out["days"] >= queries.STRETCH_DAYS

@@ -4,9 +4,11 @@ rollups (what dashboards and reports read, services/rollup/) and from every fact
 reference path), for all time and for one month; and the summaries (markov, ltv,
 staffing), which have no rollup.
 
-`stretched_rollups` measures the rollups again with their days spread over three years
-(a copy in a scratch database: each day's rows moved to day x 36.5 from the first day),
-to show that a rollup query costs days x groups, not events.
+`stretched_rollups` measures the rollups again over three years of days: a copy in a
+scratch database where each day's rows are repeated on k consecutive days (k = 1,095 /
+the days the data spans), so the rollups hold the days x groups of a three-year history
+(with every day as full as the real ones: an upper bound of the rows). A rollup query
+costs days x groups, not events.
 """
 from __future__ import annotations
 
@@ -84,28 +86,36 @@ def stretched_rollups(client, settings: Settings, repeats: int, model: str) -> d
     """The rollup queries with the rollups' days spread over three years (see the module doc)."""
     database = settings.clickhouse_database
     scratch = f"{database}_stretched"
-    first = client.query("SELECT toDate(min(occurred_at)) FROM raw_events").result_rows[0][0]
+    first, span = client.query("SELECT toDate(min(occurred_at)), dateDiff('day', min(occurred_at), max(occurred_at)) + 1 "
+                               "FROM raw_events").result_rows[0]
+    k = max(1, -(-STRETCH_DAYS // span))
     client.command(f"DROP DATABASE IF EXISTS {scratch}")
     client.command(f"CREATE DATABASE {scratch}")
     try:
         tables = client.query(
-            "SELECT name, engine FROM system.tables WHERE database = {d:String} AND NOT startsWith(name, '.inner')",
-            parameters={"d": database}).result_rows
+            "SELECT name, engine, create_table_query FROM system.tables WHERE database = {d:String} "
+            "AND NOT startsWith(name, '.inner')", parameters={"d": database}).result_rows
         days = None
-        for name, engine in tables:
+        rollup_views = []
+        for name, engine, create in tables:
             if name.startswith("rollup_") and not name.startswith("rollup_items_") and engine == "AggregatingMergeTree":
                 columns = [c for (c,) in client.query(
                     "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
                     "ORDER BY position", parameters={"d": database, "t": name}).result_rows]
                 client.command(f"CREATE TABLE {scratch}.{name} AS {database}.{name}")
                 select = ", ".join(
-                    f"toDate32(addDays(toDate32('{first}'), toInt32(floor(dateDiff('day', toDate32('{first}'), {c})"
-                    f" * {STRETCH_DAYS / 30:.4f})))) AS {c}" if c == "day" else c for c in columns)
-                client.command(f"INSERT INTO {scratch}.{name} SELECT {select} FROM {database}.{name}")
+                    f"toDate32(addDays(toDate32('{first}'), dateDiff('day', toDate32('{first}'), {c}) * {k} + i)) AS {c}"
+                    if c == "day" else c for c in columns)
+                client.command(f"INSERT INTO {scratch}.{name} SELECT {select} FROM {database}.{name} "
+                               f"ARRAY JOIN range({k}) AS i")
                 if days is None and "day" in columns:
                     days = client.query(f"SELECT uniqExact(day) FROM {scratch}.{name}").result_rows[0][0]
-            elif engine not in ("MaterializedView",):
+            elif engine == "View" and name.startswith("rollup_"):
+                rollup_views.append(create.replace(f"{database}.", f"{scratch}."))  # over the stretched tables
+            elif engine != "MaterializedView":
                 client.command(f"CREATE VIEW {scratch}.{name} AS SELECT * FROM {database}.{name}")
+        for create in rollup_views:
+            client.command(create)
         stretched = warehouse.connect(settings.model_copy(update={"clickhouse_database": scratch}))
         out: dict = {"days": days}
         for grouping in GROUPINGS:
