@@ -53,6 +53,13 @@ WAREHOUSE_WRITE_FAILURES = Counter("leadflow_warehouse_write_failures_total", "F
 STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a stream stage", ["stage"])
 STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+ROLLUP_REFRESH_SECONDS = Histogram(
+    "leadflow_rollup_refresh_seconds", "Time to recompute one kind of rollup items of a batch (services/rollup)",
+    ["grouping", "kind"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ROLLUP_ITEM_ROWS = Counter("leadflow_rollup_item_rows_total",
+                           "Signed item rows the rollup refresh wrote (a retraction and an addition count one each)",
+                           ["grouping"])
 PROCESSING_ERRORS = Counter("leadflow_processing_errors_total", "Batches that failed and were retried", ["stage"])
 STAGE_DEAD_LETTERS = Counter("leadflow_stage_dead_letters_total",
                              "Records a stage could not handle, sent to the dead-letter topic with the error",

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from leadflow import metrics
 from leadflow.warehouse import insert_rows, stage_keys
 
 if TYPE_CHECKING:
@@ -121,8 +123,18 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if "{" + k + ":" in sql}
 
 
+_columns: dict[tuple[int, str], list[str]] = {}
+
+
 def item_columns(client: "Client", grouping: str) -> list[str]:
-    """The stored columns of rollup_items_G after (entity, sign), in table order."""
+    """The stored columns of rollup_items_G after (entity, sign), in table order (asked once per client)."""
+    key = (id(client), grouping)
+    if key not in _columns:
+        _columns[key] = _item_columns(client, grouping)
+    return _columns[key]
+
+
+def _item_columns(client: "Client", grouping: str) -> list[str]:
     rows = client.query(
         "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
         "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
@@ -144,6 +156,7 @@ def refresh(client: "Client", grouping: str, kind: str, ids: Iterable[str], para
     ids = sorted(set(ids))
     if sql is None or not ids:
         return 0
+    started = time.perf_counter()
     table = f"rollup_items_{grouping}"
     columns = item_columns(client, grouping)
     prefix = kind + ":"
@@ -173,7 +186,10 @@ def refresh(client: "Client", grouping: str, kind: str, ids: Iterable[str], para
         if delta:
             row = new_rows.get(key) or old_rows[key]
             out.append((row[0], delta) + tuple(row[1:]))
-    return insert_rows(client, table, ["entity", "sign"] + columns, out)
+    written = insert_rows(client, table, ["entity", "sign"] + columns, out)
+    metrics.ROLLUP_REFRESH_SECONDS.labels(grouping=grouping, kind=kind).observe(time.perf_counter() - started)
+    metrics.ROLLUP_ITEM_ROWS.labels(grouping=grouping).inc(written)
+    return written
 
 
 def stored_ids(client: "Client", grouping: str, kind: str) -> list[str]:
