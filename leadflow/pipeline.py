@@ -102,11 +102,14 @@ class Pipeline:
         other workers. `identity_graph`: the graph of a single-process pipeline this process just
         drained on the same warehouse (a replay in segments); it is taken over instead of loaded,
         and nothing is left unfinished to resume."""
-        if single_process and tuple(stages) != ALL_STAGES:
+        if single_process and tuple(s for s in stages if settings.rollups or s != Stages.ROLLUP) != tuple(
+                s for s in ALL_STAGES if settings.rollups or s != Stages.ROLLUP):
             raise ValueError("a single-process pipeline runs every stage")
         unknown = set(stages) - set(ALL_STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s): {', '.join(sorted(unknown))}; one of {', '.join(ALL_STAGES)}")
+        if not settings.rollups:  # the rollup stage runs only when rollups are on
+            stages = tuple(s for s in stages if s != Stages.ROLLUP)
         self.stages = tuple(stages)
         self.single_process = single_process
         self.identity_graph = identity_graph
@@ -229,9 +232,11 @@ class Pipeline:
             "SELECT person_id FROM attribution_queue GROUP BY person_id HAVING argMax(done, version) = 0"
         ).result_rows]
         await self.enrich.announce(people)
-        dirty = Dirty.from_entities(row[0] for row in self.client.query(
-            "SELECT entity FROM rollup_queue GROUP BY entity HAVING argMax(done, version) = 0").result_rows)
-        await send_all(self.producer, self.topics.rollup_dirty, dirty.messages(), self.enrich.dirty_emitted)
+        dirty = Dirty()
+        if self.settings.rollups:
+            dirty = Dirty.from_entities(row[0] for row in self.client.query(
+                "SELECT entity FROM rollup_queue GROUP BY entity HAVING argMax(done, version) = 0").result_rows)
+            await send_all(self.producer, self.topics.rollup_dirty, dirty.messages(), self.enrich.dirty_emitted)
         if messages or people or dirty:
             log.warning("resumed unfinished work: %d stored events, %d people, %d rollup entities", len(messages),
                         len(people), len(dirty.entities()))
@@ -312,12 +317,13 @@ class Pipeline:
         if not self.single_process:
             raise PipelineError("drain needs every stage in this process")
         deadline = time.monotonic() + timeout_s
-        raw_sink, dead_sink, enrich, attribution, rollup = self.runners
+        raw_sink, dead_sink, enrich, attribution, *rollup = self.runners
         await self._wait(raw_sink, produced, deadline, on_tick)
         await self._wait(dead_sink, produced, deadline, on_tick)
         await self._wait(enrich, self.raw_sink.forwarded, deadline, on_tick)
         await self._wait(attribution, self.enrich.emitted, deadline, on_tick)
-        await self._wait(rollup, self.enrich.dirty_emitted, deadline, on_tick)
+        for runner in rollup:
+            await self._wait(runner, self.enrich.dirty_emitted, deadline, on_tick)
 
 
 STALLED_WORKERS_S = 30

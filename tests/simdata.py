@@ -33,7 +33,7 @@ def simulated_warehouse(broker, chdb_dir, tmp_path_factory):
         tag = uuid.uuid4().hex[:6]
         settings = load_settings(
             kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"sim_{tag}",
-            topic_prefix=f"sim-{tag}", topic_partitions=3, batch_max_seconds=0.1,
+            topic_prefix=f"sim-{tag}", topic_partitions=3, batch_max_seconds=0.1, rollups=True,
         )
         path = tmp_path_factory.mktemp("simulated") / "sim.jsonl"
         counts = write_jsonl(SimulationConfig(days=SIM_DAYS, seed=SIM_SEED, start=SIM_START,

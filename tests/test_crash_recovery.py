@@ -27,6 +27,12 @@ BATCH = 200
 INSERT_SITES = [(t, s) for t, s, kind in WRITE_SITES if kind == "insert" and s != Stages.DEADLETTER_SINK]
 
 
+
+@pytest.fixture
+def settings(settings):
+    """The rollups on (off by default, leadflow/config.py)."""
+    return settings.model_copy(update={"rollups": True})
+
 def record(topic: str, offset: int, key: bytes | None, value: bytes) -> ConsumerRecord:
     return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=1_700_000_000_000 + offset,
                           timestamp_type=0, key=key, value=value, checksum=None, serialized_key_size=0,

@@ -55,7 +55,7 @@ def test_http_statuses_and_warehouse(settings, client):
     assert second["events"][2]["event_id"] is None
     assert too_big == 413
     assert health[0] == 200 and health[1]["status"] == "ok"  # and every stage "running"
-    assert {s["state"] for s in health[1]["stages"].values()} == {"running"} and len(health[1]["stages"]) == 5
+    assert {s["state"] for s in health[1]["stages"].values()} == {"running"} and len(health[1]["stages"]) == 4
     assert 'leadflow_events_accepted_total{source="site",type="ad_click"}' in metrics_text
     raw = client.query("SELECT groupArray(event_id) FROM (SELECT event_id FROM raw_events FINAL ORDER BY event_id)")
     assert raw.result_rows[0][0] == ["h-1", "h-2", "h-4"]

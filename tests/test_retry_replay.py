@@ -102,7 +102,7 @@ def scenario(tmp_path_factory) -> tuple[Path, list[dict], tuple[int, int, int, i
 def small_batches(settings):
     """Batches of BATCH records, and a short backoff: a test injects several faults that may hit one
     batch one after another, and the runner's default backoff grows to 15 s."""
-    return settings.model_copy(update={"batch_max_rows": BATCH, "stage_backoff_initial_seconds": 0.02,
+    return settings.model_copy(update={"batch_max_rows": BATCH, "rollups": True, "stage_backoff_initial_seconds": 0.02,
                                        "stage_backoff_max_seconds": 0.2})
 
 

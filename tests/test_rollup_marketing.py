@@ -59,7 +59,7 @@ def wh(broker, chdb_dir, tmp_path_factory):
     settings = load_settings(
         kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir,
         clickhouse_database=f"{sim_settings.clickhouse_database}_mkt", topic_prefix=f"{sim_settings.topic_prefix}-mkt",
-        topic_partitions=3, batch_max_seconds=0.1, identity_secret=sim_settings.identity_secret,
+        topic_partitions=3, batch_max_seconds=0.1, identity_secret=sim_settings.identity_secret, rollups=True,
     )
     client = warehouse.connect(settings)
     warehouse.migrate(client)

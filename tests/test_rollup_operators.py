@@ -35,6 +35,12 @@ PERIODS = [
 ]
 
 
+
+@pytest.fixture
+def settings(settings):
+    """The rollups on (off by default, leadflow/config.py)."""
+    return settings.model_copy(update={"rollups": True})
+
 def same(key: str, got, want) -> bool:
     if got is None or want is None or isinstance(want, str):
         return got == want
@@ -87,7 +93,7 @@ def sim(broker, chdb_dir, tmp_path_factory):
     tag = uuid.uuid4().hex[:6]
     settings = load_settings(
         kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, clickhouse_database=f"rollup_ops_{tag}",
-        topic_prefix=f"rollup-ops-{tag}", topic_partitions=3, batch_max_seconds=0.1,
+        topic_prefix=f"rollup-ops-{tag}", topic_partitions=3, batch_max_seconds=0.1, rollups=True,
         identity_secret=TEST_IDENTITY_SECRET,
     )
     path = tmp_path_factory.mktemp("rollup-ops") / "sim.jsonl"

@@ -141,7 +141,7 @@ def replay_lines(settings, path, events: list[dict], *, with_sim: bool) -> None:
 @pytest.fixture(scope="module")
 def wh(broker, chdb_dir, tmp_path_factory):
     tag = uuid.uuid4().hex[:6]
-    settings = load_settings(kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir,
+    settings = load_settings(kafka_bootstrap=broker.bootstrap, warehouse_dir=chdb_dir, rollups=True,
                              clickhouse_database=f"rsvc_{tag}", topic_prefix=f"rsvc-{tag}",
                              topic_partitions=3, batch_max_seconds=0.1)
     root = tmp_path_factory.mktemp("rollup-service")

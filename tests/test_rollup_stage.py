@@ -149,6 +149,7 @@ def test_rollups_status_and_rebuild_commands(sim, monkeypatch, capsys):
 
     settings, client = sim
     monkeypatch.setenv("LEADFLOW_CLICKHOUSE_DATABASE", settings.clickhouse_database)
+    monkeypatch.setenv("LEADFLOW_ROLLUPS", "true")
     args = ["--warehouse", str(settings.warehouse_dir)]
     assert main(["rollups", "status", "--format", "json", *args]) == 0
     import json

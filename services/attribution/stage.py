@@ -89,6 +89,7 @@ class AttributionStage:
         self.client = client
         self.producer = producer
         self.dirty_topic = topics.rollup_dirty
+        self.rollups = settings.rollups  # announce what the rollup stage must recompute
         self.dirty_emitted = OffsetTracker()  # the pipeline may share one with enrich
         self.lookback = timedelta(days=settings.lookback_days)
         self.half_life = timedelta(days=settings.half_life_days)
@@ -130,7 +131,7 @@ class AttributionStage:
         insert_rows(self.client, "journeys", JOURNEY_COLUMNS,
                     journey_rows(people + [p for p in absorbed if p not in set(people)], deals, touches,
                                  lookback=self.lookback, version=version))
-        dirty = rollup_dirty(self.client, people, loaded)
+        dirty = rollup_dirty(self.client, people, loaded) if self.rollups else Dirty()
         insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 0))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 1) for p in people])

@@ -210,7 +210,7 @@ class EnrichStage:
         people = sorted(set(self.graph.persons_of(sorted(attribution_keys)).values()))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in people])
-        dirty = rollup_dirty(self.client, stored, conversation_ids)
+        dirty = rollup_dirty(self.client, stored, conversation_ids) if self.settings.rollups else Dirty()
         insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 0))
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
         return Written(people, stored, conversations, dirty)

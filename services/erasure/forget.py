@@ -202,7 +202,7 @@ def forget(client: Client, settings: Settings, option: str, value: str, *, wait_
         on_step("recomputing what others share with them")
         report.recomputed_campaigns = _recompute_click_firsts(client, work)
         report.recomputed_people, others = _recompute_people(client, settings, work, other_keys, winner_ids)
-        removed, rollup_tables = _refresh_rollups(client, settings, work, others)
+        removed, rollup_tables = _refresh_rollups(client, settings, work, others) if settings.rollups else ({}, [])
         report.removed.update(removed)
 
         on_step("merging the rewritten tables")

@@ -109,8 +109,8 @@ def readable(client: "Client", settings: "Settings", grouping: str, model: str =
     """Whether the KPIs of this grouping can be read from the rollups: it has them and the
     items were computed with these settings. Every model can (markov's credits are summed
     from the markov chain when asked: `model_view`)."""
-    if grouping not in groupings():
-        return False
+    if not getattr(settings, "rollups", False) or grouping not in groupings():
+        return False  # off: nothing keeps them current
     return stored_fingerprint(client) == fingerprint(item_parameters(settings))
 
 

@@ -172,7 +172,7 @@ class Production:
         if migrate.returncode != 0:
             raise RuntimeError(f"leadflow migrate failed: {migrate.stderr.strip()}")
         self.add("ingest")
-        for role, n in (workers or {"sink": 1, "enrich": 1, "attribution": 1, "rollup": 1}).items():
+        for role, n in (workers or {"sink": 1, "enrich": 1, "attribution": 1}).items():
             for _ in range(n):
                 self.add(role)
         wait_port(self.ingest_port, 120, self.processes["ingest"][0].proc)

@@ -253,7 +253,7 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
         last = attempt == kills
         with open(root / "replay.log", "ab") as log:
             if not last and attempt % 2 == 1:
-                stage = rng.choice(["warehouse-sink", "deadletter-sink", "enrich", "attribution", "rollup", "*"])
+                stage = rng.choice(["warehouse-sink", "deadletter-sink", "enrich", "attribution", "*"])
                 run_env["LEADFLOW_FAULT_KILL_AT"] = f"{stage}:after-write:{rng.randint(1, 3)}"
                 proc = subprocess.run(argv, cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
                 injected += proc.returncode == -9
@@ -276,8 +276,7 @@ def embedded_run(root: Path, data: Input, kills: int, rng: random.Random) -> tup
     return injected, Measure(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "sigkill-rollup",
-                    "broker-restart",
+PRODUCTION_KINDS = ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "broker-restart",
                     "warehouse-down", "rebalance"]
 KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
 # full (make faults): each kind in runs of its own: 20 SIGKILLs per process role, a 60 s outage, ten
@@ -286,7 +285,7 @@ KINDS = PRODUCTION_KINDS + ["embedded-sigkill"]
 PROFILES = {
     "full": dict(kills=20, restarts=2, outage=60.0, cycles=10, groups=[[k] for k in KINDS]),
     "short": dict(kills=1, restarts=1, outage=10.0, cycles=2, groups=[
-        ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution", "sigkill-rollup"],
+        ["sigkill-ingest", "sigkill-sink", "sigkill-enrich", "sigkill-attribution"],
         ["broker-restart", "warehouse-down", "rebalance"], ["embedded-sigkill"]]),
 }
 
