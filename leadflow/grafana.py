@@ -23,7 +23,9 @@ from services.attribution.kpis.extra import load_extra_sql
 from services.attribution.kpis.query import (
     DEFAULT_CAPTURE_WINDOW_HOURS,
     DEFAULT_CONVERSION_WINDOW_DAYS,
+    GROUPINGS,
     MODELS,
+    load_sql,
 )
 from services.rollup.refresh import kpis_sql
 
@@ -87,8 +89,9 @@ def kpi_sql(name: str, settings: Settings, **filters: str) -> str:
     """The SQL of a grouping or an extra query with every parameter replaced for Grafana.
 
     `filters` override parameters, e.g. channels="[${channel:singlequote}]"."""
-    grouping = name in ("channels", "campaigns", "operators", "service")
-    sql = kpis_sql(name) if grouping else load_extra_sql(name)  # a grouping: its rollup (services/rollup)
+    # a grouping: its rollup when rollups are on (services/rollup), else the SQL over the facts
+    grouping = settings.rollups and name in ("channels", "campaigns", "operators", "service")
+    sql = kpis_sql(name) if grouping else load_sql(name) if name in GROUPINGS else load_extra_sql(name)
     values = {**grafana_values(settings), "rollup": f"rollup_{name}_${{model}}", **filters}
 
     def sub(m: re.Match) -> str:
