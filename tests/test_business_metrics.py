@@ -4,6 +4,8 @@ Counters are process-global, so every check is a difference before/after a repla
 """
 from __future__ import annotations
 
+import pytest
+
 from prometheus_client import REGISTRY
 
 from services import business_metrics
