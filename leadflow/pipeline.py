@@ -102,15 +102,14 @@ class Pipeline:
         other workers. `identity_graph`: the graph of a single-process pipeline this process just
         drained on the same warehouse (a replay in segments); it is taken over instead of loaded,
         and nothing is left unfinished to resume."""
-        if single_process and tuple(s for s in stages if settings.rollups or s != Stages.ROLLUP) != tuple(
-                s for s in ALL_STAGES if settings.rollups or s != Stages.ROLLUP):
-            raise ValueError("a single-process pipeline runs every stage")
         unknown = set(stages) - set(ALL_STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s): {', '.join(sorted(unknown))}; one of {', '.join(ALL_STAGES)}")
-        if not settings.rollups:  # the rollup stage runs only when rollups are on
-            stages = tuple(s for s in stages if s != Stages.ROLLUP)
-        self.stages = tuple(stages)
+        stages, every = (tuple(s for s in names if settings.rollups or s != Stages.ROLLUP)  # off: no rollup stage
+                         for names in (stages, ALL_STAGES))
+        if single_process and stages != every:
+            raise ValueError("a single-process pipeline runs every stage")
+        self.stages = stages
         self.single_process = single_process
         self.identity_graph = identity_graph
         self.settings = settings

@@ -19,7 +19,7 @@ def status(client, settings) -> dict:
     from services.rollup import refresh as rollups
 
     out: dict = {
-        "current": rollups.stored_fingerprint(client) == rollups.fingerprint(rollups.item_parameters(settings)),
+        "current": rollups.current(client, settings),
         "pending_entities": int(client.query(
             "SELECT count() FROM (SELECT entity FROM rollup_queue GROUP BY entity "
             "HAVING argMax(done, version) = 0)").result_rows[0][0]),

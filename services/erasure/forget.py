@@ -312,10 +312,7 @@ def _refresh_rollups(client: Client, settings: Settings, work: _Work, others: Di
     dirty = others
     for kind, ids in theirs.ids.items():
         dirty.add(kind, ids)
-    params = rollups.item_parameters(settings)
-    for grouping in rollups.item_groupings():
-        for kind, ids in sorted(dirty.ids.items()):
-            rollups.refresh(client, grouping, kind, ids, params)
+    rollups.refresh_all(client, dirty.ids, rollups.item_parameters(settings))
     named = work.sql("entity {entity}")
     removed = {}
     for table in ["rollup_queue"] + [f"rollup_items_{g}" for g in rollups.item_groupings()]:

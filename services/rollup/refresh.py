@@ -86,13 +86,21 @@ def item_parameters(settings: "Settings") -> dict[str, Any]:
     return params
 
 
+@lru_cache(maxsize=1)
+def _items_sql_digest() -> bytes:
+    """The item SQL of every grouping, hashed once per process (it ships with the code)."""
+    digest = hashlib.sha256()
+    for path in sorted(SQL_DIR.glob("*/*.sql")):
+        if path.name != "kpis.sql":
+            digest.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes())
+    return digest.digest()
+
+
 def fingerprint(params: dict[str, Any]) -> str:
     """What the stored items depend on besides the facts: the settings and the item SQL of every
     grouping. Another value needs a rebuild (a new grouping, a changed item, another SLA)."""
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    for path in sorted(SQL_DIR.glob("*/*.sql")):
-        if path.name != "kpis.sql":
-            digest.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes())
+    digest.update(_items_sql_digest())
     return digest.hexdigest()[:16]
 
 
@@ -111,7 +119,18 @@ def readable(client: "Client", settings: "Settings", grouping: str, model: str =
     from the markov chain when asked: `model_view`)."""
     if not getattr(settings, "rollups", False) or grouping not in groupings():
         return False  # off: nothing keeps them current
+    return current(client, settings)
+
+
+def current(client: "Client", settings: "Settings") -> bool:
+    """Whether the stored items were computed with these settings and this item SQL."""
     return stored_fingerprint(client) == fingerprint(item_parameters(settings))
+
+
+def refresh_all(client: "Client", ids: dict[str, Iterable[str]], params: dict[str, Any]) -> int:
+    """Refresh these entities (kind -> ids) in every grouping with items; returns rows written."""
+    return sum(refresh(client, grouping, kind, kind_ids, params)
+               for grouping in item_groupings() for kind, kind_ids in sorted(ids.items()))
 
 
 def model_view(grouping: str, model: str) -> str:

@@ -41,7 +41,7 @@ def rebuild_now(client: Client, settings: Settings, *, progress=None) -> dict[st
 def ensure_current(client: Client, settings: Settings, *, progress=None) -> bool:
     """Rebuild every item if the stored ones were computed with other settings (or never).
     Returns True if it rebuilt."""
-    if rollups.stored_fingerprint(client) == rollups.fingerprint(rollups.item_parameters(settings)):
+    if rollups.current(client, settings):
         return False
     rebuild_now(client, settings, progress=progress)
     return True
@@ -77,10 +77,7 @@ class RollupStage:
 
     def apply(self, dirty: Dirty) -> int:
         """Recompute the items of these entities in every grouping; returns rows written."""
-        written = 0
-        for grouping in rollups.item_groupings():
-            for kind, ids in sorted(dirty.ids.items()):
-                written += rollups.refresh(self.client, grouping, kind, ids, self.params)
+        written = rollups.refresh_all(self.client, dirty.ids, self.params)
         insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(self.clock.next(), 1))
         self.refreshed += sum(len(ids) for ids in dirty.ids.values())
         return written
