@@ -54,7 +54,7 @@ STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a 
 STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 ROLLUP_REFRESH_SECONDS = Histogram(
-    "leadflow_rollup_refresh_seconds", "Time to recompute one kind of rollup items of a batch (services/rollup)",
+    "leadflow_rollup_refresh_seconds", "Time to recompute the rollup items of a batch in one grouping (services/rollup; kind: the entity kind, or several)",
     ["grouping", "kind"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ROLLUP_ITEM_ROWS = Counter("leadflow_rollup_item_rows_total",

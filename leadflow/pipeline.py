@@ -24,11 +24,11 @@ from leadflow.config import Settings
 from leadflow.lease import FencedStage, Lease
 from leadflow.secret_guard import check_fingerprint
 from leadflow.stream import (OffsetTracker, RetryPolicy, Stage, StageFatal, StageRunner, StageStopped, describe,
-                             in_stage_thread, send_all, start_producer)
+                             in_stage_thread, partition_count, send_all, start_producer)
 from leadflow.topics import Stages, topics_for
 from services.attribution.stage import AttributionStage
 from services.enrich.stage import EnrichStage
-from services.rollup.dirty import Dirty
+from services.rollup.dirty import PENDING_SQL, Dirty
 from services.rollup.stage import RollupStage
 from services.ingest.sink import DeadLetterSink, RawEventSink
 from services.ingest.validate import DeadLetter, original_bytes, partition_key
@@ -95,23 +95,27 @@ def stage_dead_letter(stage: str, record: ConsumerRecord, exc: BaseException) ->
 
 class Pipeline:
     def __init__(self, settings: Settings, bootstrap: str, client: Client, single_process: bool = True,
-                 stages: tuple[str, ...] = ALL_STAGES, identity_graph=None):
+                 stages: tuple[str, ...] = ALL_STAGES, identity_graph=None, defer_rollups: bool = False):
         """`single_process`: this process is the only consumer of the topics and runs every stage
         (embedded runs, replay, serve); it takes all partitions directly and resumes unfinished work.
         False for workers (`leadflow worker`) that run some `stages` in consumer groups shared with
         other workers. `identity_graph`: the graph of a single-process pipeline this process just
         drained on the same warehouse (a replay in segments); it is taken over instead of loaded,
-        and nothing is left unfinished to resume."""
+        and nothing is left unfinished to resume. `defer_rollups`: a bulk load (replay) runs without
+        the rollup stage; enrich and attribution only record what changed in rollup_queue, and the
+        loader refreshes it once at the end (services/rollup/stage.py catch_up)."""
         unknown = set(stages) - set(ALL_STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s): {', '.join(sorted(unknown))}; one of {', '.join(ALL_STAGES)}")
-        stages, every = (tuple(s for s in names if settings.rollups or s != Stages.ROLLUP)  # off: no rollup stage
+        rollup_stage = settings.rollups and not defer_rollups  # off or deferred: no rollup stage
+        stages, every = (tuple(s for s in names if rollup_stage or s != Stages.ROLLUP)
                          for names in (stages, ALL_STAGES))
         if single_process and stages != every:
             raise ValueError("a single-process pipeline runs every stage")
         self.stages = stages
         self.single_process = single_process
         self.identity_graph = identity_graph
+        self.defer_rollups = defer_rollups
         self.settings = settings
         self.bootstrap = bootstrap
         self.client = client
@@ -159,6 +163,9 @@ class Pipeline:
         self.rollup = built.get(Stages.ROLLUP)
         if self.enrich is not None and self.attribution is not None:  # one tracker of what the rollup stage has to do
             self.attribution.dirty_emitted = self.enrich.dirty_emitted
+        for stage in (self.enrich, self.attribution):
+            if stage is not None and self.defer_rollups:
+                stage.announce_rollups = False  # recorded in rollup_queue only
         if self.single_process and self.identity_graph is None:
             await self._resume()
         for name, stage in built.items():
@@ -178,7 +185,9 @@ class Pipeline:
         self._standby = holding.describe()
 
     def _runner(self, stage: Stage) -> StageRunner:
-        return StageRunner(self.bootstrap, stage, max_records=self.settings.batch_max_rows,
+        # a stage may cap its batch in records of its own (the rollup stage's messages are packed)
+        max_records = getattr(stage, "max_records", self.settings.batch_max_rows)
+        return StageRunner(self.bootstrap, stage, max_records=max_records,
                            max_wait_s=self.settings.batch_max_seconds, assign_all=self.single_process,
                            retry=RetryPolicy.from_settings(self.settings), dead_letter=self._dead_letter)
 
@@ -232,10 +241,11 @@ class Pipeline:
         ).result_rows]
         await self.enrich.announce(people)
         dirty = Dirty()
-        if self.settings.rollups:
-            dirty = Dirty.from_entities(row[0] for row in self.client.query(
-                "SELECT entity FROM rollup_queue GROUP BY entity HAVING argMax(done, version) = 0").result_rows)
-            await send_all(self.producer, self.topics.rollup_dirty, dirty.messages(), self.enrich.dirty_emitted)
+        if self.settings.rollups and not self.defer_rollups:
+            dirty = Dirty.from_entities(row[0] for row in self.client.query(PENDING_SQL).result_rows)
+            topic = self.topics.rollup_dirty
+            await send_all(self.producer, topic, dirty.messages(await partition_count(self.producer, topic)),
+                           self.enrich.dirty_emitted)
         if messages or people or dirty:
             log.warning("resumed unfinished work: %d stored events, %d people, %d rollup entities", len(messages),
                         len(people), len(dirty.entities()))

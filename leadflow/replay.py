@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Iterator
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
 from leadflow import warehouse
 from leadflow.broker import broker_for, delete_topics
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline, PipelineError, wait_for_workers
 from leadflow.progress import Progress
-from leadflow.stream import OffsetTracker, start_producer
+from leadflow.stream import OffsetTracker, RetryPolicy, is_transient, start_producer
 from leadflow.topics import Topics
 from services.ingest.publish import Publisher, record_ingest_metrics
 from services.ingest.suppression import Suppression, load_digests
 from services.ingest.validate import InputOccurrences, Validator, describe_errors
+from services.rollup.stage import catch_up
 
 CHUNK_LINES = 20_000
 # inputs at least this large are validated and produced in a child process (both cores busy)
@@ -255,7 +258,7 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
             topics_of = settings if segment == 0 else \
                 settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}.s{segment}"})
             # later segments take over the graph of the one just drained (and have nothing to resume)
-            async with Pipeline(topics_of, bootstrap, client, identity_graph=graph) as pipe:
+            async with Pipeline(topics_of, bootstrap, client, identity_graph=graph, defer_rollups=True) as pipe:
                 to_child.put(("go", topics_of.topic_prefix))
                 report = await _next_report(child, to_parent, pipe, progress)
                 if report[0] == "done":
@@ -279,6 +282,18 @@ async def _replay_with_child(settings: Settings, bootstrap: str, client, files: 
                       suppressed=total["suppressed"])
 
 
+def _catch_up_rollups(settings: Settings, client, progress: Progress, read: int) -> None:
+    """The rollups of what a bulk replay changed, once, on the compacted tables; transient warehouse
+    errors are retried as a stage retries them (catch_up is a replay: a retry redoes what is pending)."""
+    policy = RetryPolicy.from_settings(settings)
+    for attempt in Retrying(retry=retry_if_exception(is_transient), reraise=True,
+                            wait=wait_random_exponential(multiplier=policy.initial_s, max=policy.max_s),
+                            stop=stop_after_delay(policy.give_up_s)):
+        with attempt:
+            catch_up(client, settings, progress=lambda done, total: progress.update(
+                read, 0.999, note=f"rollups: {done:,} of {total:,} entities", force=True))
+
+
 async def replay(settings: Settings, files: list[Path], *, show_progress: bool = True,
                  child_process_min_bytes: int = CHILD_PROCESS_MIN_BYTES,
                  segment_lines: int | None | str = "auto") -> ReplaySummary:
@@ -292,12 +307,13 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
     stored: Counter = Counter()
     duplicates: Counter = Counter()
     suppressed: Counter = Counter()  # events of values `leadflow forget` erased that reached the sink anyway
+    bulk = False  # a big input: the rollups are refreshed once at the end (Pipeline defer_rollups)
     with broker_for(settings) as bootstrap:
         if settings.processing_by_workers:
             published = await _publish_for_workers(settings, bootstrap, client, files, progress)
             stored[""] = published.published
             summary.processed_by = "workers"
-        elif total_bytes >= child_process_min_bytes:
+        elif bulk := total_bytes >= child_process_min_bytes:
             if segment_lines == "auto":
                 segment_lines = None if settings.kafka_bootstrap else settings.replay_segment_lines
             published = await _replay_with_child(settings, bootstrap, client, files, progress, stored, duplicates,
@@ -309,6 +325,8 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
                              published.published)
     # a replay leaves the versioned tables in many parts: merge them once, not on every read
     warehouse.compact(client, stored.total())
+    if settings.rollups and bulk:
+        _catch_up_rollups(settings, client, progress, published.read)
     summary.read = published.read
     summary.rejected = published.rejected
     summary.first_rejections = published.first

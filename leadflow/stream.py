@@ -118,6 +118,10 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return zlib.crc32(key) % partitions if key else 0
 
 
+async def partition_count(producer: AIOKafkaProducer, topic: str) -> int:
+    return len(await producer.partitions_for(topic))
+
+
 async def send_all(producer: AIOKafkaProducer, topic: str, messages: list[tuple[bytes | None, bytes]],
                    tracker: OffsetTracker | None = None) -> None:
     """Produce a batch and wait until the broker has all of it.
@@ -127,7 +131,7 @@ async def send_all(producer: AIOKafkaProducer, topic: str, messages: list[tuple[
     """
     if not messages:
         return
-    n = len(await producer.partitions_for(topic))
+    n = await partition_count(producer, topic)
     by_partition: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
     for key, value in messages:
         by_partition[partition_for(key, n)].append((key, value))

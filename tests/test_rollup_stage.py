@@ -15,7 +15,7 @@ import pytest
 from services.attribution.kpis.query import GROUPINGS, OUTPUT_KEYS, compute_kpis
 from services.attribution.models import MODELS
 from services.rollup import refresh as rollups
-from services.rollup.dirty import Dirty
+from services.rollup.dirty import PENDING_SQL, Dirty
 from services.rollup.stage import RollupStage, ensure_current
 from tests.faults_inject import Fault, InjectedFault, inject
 from tests.simdata import SIM_PERIOD, SIM_START, simulated_warehouse
@@ -205,3 +205,24 @@ def test_the_stretched_rollups_are_read_through_their_own_views(sim, monkeypatch
     plain = {r["channel"]: r["leads"] for r in real(client, settings, "channels", source="rollups")}
     assert {r["channel"]: r["leads"] for r in seen["channels"]} == {c: n * k for c, n in plain.items()}
     assert out["days"] >= queries.STRETCH_DAYS
+
+
+def test_a_bulk_replay_catches_the_rollups_up_at_the_end_through_a_fault(broker, chdb_dir, tmp_path_factory,
+                                                                        settings, client):
+    """A big replay (the child-process path) runs without the rollup stage and refreshes what it
+    changed once at the end (services/rollup/stage.py catch_up); a transient fault in that
+    refresh is retried. The result: every cell as the facts say, nothing pending."""
+    import asyncio
+
+    from leadflow.replay import replay
+
+    path = simulated_warehouse(broker, chdb_dir, tmp_path_factory)[2]
+    bulk = settings.model_copy(update={"rollups": True, "stage_backoff_initial_seconds": 0.02})
+    with inject(Fault("rollup_items_service", stage="rollup")) as armed:
+        asyncio.run(replay(bulk, [path], show_progress=False, child_process_min_bytes=0))
+    assert armed.unfired() == []
+    assert client.query("SELECT count() FROM rollup_queue").result_rows[0][0] > 0  # what enrich and attribution recorded
+    pending = client.query(f"SELECT count() FROM ({PENDING_SQL})").result_rows[0][0]
+    assert pending == 0
+    assert rollups.readable(client, bulk, "channels", "linear")
+    assert differences(client, bulk) == []

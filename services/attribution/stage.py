@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from leadflow.config import Settings
-from leadflow.stream import OffsetTracker, in_stage_thread, send_all
+from leadflow.stream import OffsetTracker, in_stage_thread, partition_count, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
@@ -53,29 +53,16 @@ def credit_rows(deals, touches_by_person, *, lookback: timedelta, half_life: tim
 # the versioned tables attribution writes (leadflow/versions.py)
 VERSIONED_TABLES = ("attribution_credits", "person_profiles", "attribution_queue", "rollup_queue")
 
-# the leads, conversations and calls of the staged identity values (load_people staged them):
-# their rollup items depend on their person's deals and leads
-CONTACTS_OF_KEYS = """
-SELECT 'lead', lead_id FROM leads WHERE identity_key IN (SELECT key FROM attribution_keys)
-UNION ALL
-SELECT 'conversation', conversation_id FROM conversation_facts WHERE identity_key IN (SELECT key FROM attribution_keys)
-UNION ALL
-SELECT 'call', call_id FROM calls WHERE identity_key IN (SELECT key FROM attribution_keys)
-"""
-
-
 def rollup_dirty(client: Client, people: list[str], loaded) -> Dirty:
     """The rollup entities a recomputation of these (staged) people changed: their deals' credits,
     their profiles and those of everybody they absorbed (from person_merges, not from which
-    profiles this attempt tombstoned: a retry finds the same), their leads, conversations and calls."""
+    profiles this attempt tombstoned: a retry finds the same). Their leads, conversations and calls
+    the rollup stage finds itself (services/rollup/refresh.py with_contacts)."""
     dirty = Dirty()
     dirty.add("person", people)
     dirty.add("person", [a for (a,) in client.query(
         "SELECT DISTINCT absorbed FROM person_merges WHERE survivor IN (SELECT key FROM attribution_people)").result_rows])
     dirty.add("deal", [deal_id for _, deal_id, _, _ in loaded.deals])
-    if any(loaded.keys.values()):
-        for kind, entity_id in client.query(CONTACTS_OF_KEYS).result_rows:
-            dirty.add(kind, [entity_id])
     return dirty
 
 
@@ -91,6 +78,7 @@ class AttributionStage:
         self.dirty_topic = topics.rollup_dirty
         self.rollups = settings.rollups  # announce what the rollup stage must recompute
         self.dirty_emitted = OffsetTracker()  # the pipeline may share one with enrich
+        self.announce_rollups = True  # False: a bulk load records them in rollup_queue only (Pipeline)
         self.lookback = timedelta(days=settings.lookback_days)
         self.half_life = timedelta(days=settings.half_life_days)
         self.clock = VersionClock(VERSIONED_TABLES)
@@ -102,8 +90,9 @@ class AttributionStage:
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         dirty = await in_stage_thread(self.process, records)
-        if self.producer is not None:
-            await send_all(self.producer, self.dirty_topic, dirty.messages(), self.dirty_emitted)
+        if self.producer is not None and self.announce_rollups:
+            await send_all(self.producer, self.dirty_topic,
+                           dirty.messages(await partition_count(self.producer, self.dirty_topic)), self.dirty_emitted)
 
     def process(self, records: list[ConsumerRecord]) -> Dirty:
         if self.stale:

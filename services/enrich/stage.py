@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
 from leadflow.config import Settings
-from leadflow.stream import OffsetTracker, in_stage_thread, send_all
+from leadflow.stream import OffsetTracker, in_stage_thread, partition_count, send_all
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows, stage_keys
@@ -78,22 +78,16 @@ ROLLUP_ENTITY = {
 }
 
 
-def rollup_dirty(client: Client, events: list[dict], conversation_ids: set[str]) -> Dirty:
+def rollup_dirty(events: list[dict], conversation_ids: set[str]) -> Dirty:
     """The rollup entities a written batch changed: its spend days, leads, click pairs, calls,
-    surveys and conversations, and the surveys of those conversations and calls (their channel
-    and operator come from them)."""
+    surveys and conversations (the rollup stage adds the surveys of those conversations and calls:
+    services/rollup/refresh.py with_contacts)."""
     dirty = Dirty()
     for event in events:
         entity = ROLLUP_ENTITY.get(event["type"])
         if entity is not None:
             dirty.add(entity[0], [entity[1](event)])
     dirty.add("conversation", conversation_ids)
-    contacts = sorted(dirty.ids.get("conversation", set()) | dirty.ids.get("call", set()))
-    if contacts:
-        stage_keys(client, "enrich_rollup_contacts", contacts)
-        dirty.add("survey", [i for (i,) in client.query(
-            "SELECT DISTINCT event_id FROM surveys WHERE conversation_id IN (SELECT key FROM enrich_rollup_contacts) "
-            "OR call_id IN (SELECT key FROM enrich_rollup_contacts)").result_rows])
     return dirty
 
 
@@ -134,13 +128,16 @@ class EnrichStage:
         self.clock.sync(client)
         self.emitted = OffsetTracker()
         self.dirty_emitted = OffsetTracker()  # the pipeline may share one with attribution
+        self.announce_rollups = True  # False: a bulk load records them in rollup_queue only (Pipeline)
         self.missed_after = timedelta(hours=settings.missed_after_hours)
         self.business = business_metrics.EnrichMetrics(settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         written = await in_stage_thread(self.process, records)
         await self.announce(written.people)
-        await send_all(self.producer, self.dirty_topic, written.dirty.messages(), self.dirty_emitted)
+        if self.announce_rollups:
+            await send_all(self.producer, self.dirty_topic, written.dirty.messages(
+                await partition_count(self.producer, self.dirty_topic)), self.dirty_emitted)
         # counted once the batch is fully written (in the stage thread: a loop over the events)
         await in_stage_thread(self.business.observe, written.events, written.conversations)
 
@@ -210,7 +207,7 @@ class EnrichStage:
         people = sorted(set(self.graph.persons_of(sorted(attribution_keys)).values()))
         insert_rows(self.client, "attribution_queue", ["person_id", "version", "done"],
                     [(p, version, 0) for p in people])
-        dirty = rollup_dirty(self.client, stored, conversation_ids) if self.settings.rollups else Dirty()
+        dirty = rollup_dirty(stored, conversation_ids) if self.settings.rollups else Dirty()
         insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 0))
         insert_rows(self.client, "enriched_events", ["event_id"], [(e["event_id"],) for e in stored])
         return Written(people, stored, conversations, dirty)

@@ -22,15 +22,15 @@ failed attempt did not: a retry is a replay.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import time
-from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from leadflow import metrics
-from leadflow.warehouse import insert_rows, stage_keys
+from leadflow.warehouse import WarehouseError, scalar, stage_keys
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -127,10 +127,47 @@ def current(client: "Client", settings: "Settings") -> bool:
     return stored_fingerprint(client) == fingerprint(item_parameters(settings))
 
 
+# The leads, conversations and calls of people, found by the identity values they hold now: their
+# items depend on their person's profile (its deals and lead times), so refreshing a person
+# refreshes them too. One pass over the facts per refresh, not one per attribution batch.
+CONTACTS_OF_PEOPLE = """
+WITH keys AS (SELECT identity_key FROM person_keys FINAL WHERE person_id IN (SELECT key FROM rollup_people))
+SELECT 'lead', lead_id FROM leads WHERE identity_key IN (SELECT identity_key FROM keys)
+UNION ALL
+SELECT 'conversation', conversation_id FROM conversation_facts WHERE identity_key IN (SELECT identity_key FROM keys)
+UNION ALL
+SELECT 'call', call_id FROM calls WHERE identity_key IN (SELECT identity_key FROM keys)
+"""
+
+
+# the surveys of conversations and calls: their channel and operator come from them
+SURVEYS_OF_CONTACTS = """
+SELECT DISTINCT event_id FROM surveys
+WHERE conversation_id IN (SELECT key FROM rollup_contacts) OR call_id IN (SELECT key FROM rollup_contacts)
+"""
+
+
+def with_contacts(client: "Client", ids: dict[str, Iterable[str]]) -> dict[str, set[str]]:
+    """These entities (kind -> ids), the contacts of their people (CONTACTS_OF_PEOPLE) and the
+    surveys of their conversations and calls."""
+    out = {kind: set(kind_ids) for kind, kind_ids in ids.items()}
+    people = sorted(out.get("person", ()))
+    if people:
+        stage_keys(client, "rollup_people", people)
+        for kind, entity_id in client.query(CONTACTS_OF_PEOPLE).result_rows:
+            out.setdefault(kind, set()).add(entity_id)
+    contacts = sorted(out.get("conversation", set()) | out.get("call", set()))
+    if contacts:
+        stage_keys(client, "rollup_contacts", contacts)
+        out.setdefault("survey", set()).update(i for (i,) in client.query(SURVEYS_OF_CONTACTS).result_rows)
+    return out
+
+
 def refresh_all(client: "Client", ids: dict[str, Iterable[str]], params: dict[str, Any]) -> int:
-    """Refresh these entities (kind -> ids) in every grouping with items; returns rows written."""
-    return sum(refresh(client, grouping, kind, kind_ids, params)
-               for grouping in item_groupings() for kind, kind_ids in sorted(ids.items()))
+    """Refresh these entities (kind -> ids), and their people's contacts, in every grouping with
+    items; returns rows written."""
+    ids = with_contacts(client, ids)
+    return sum(refresh_grouping(client, grouping, ids, params) for grouping in item_groupings())
 
 
 def model_view(grouping: str, model: str) -> str:
@@ -142,71 +179,97 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if "{" + k + ":" in sql}
 
 
-_columns: dict[tuple[int, str], list[str]] = {}
+_columns: dict[tuple[int, str], list[tuple[str, str]]] = {}
 
 
 def item_columns(client: "Client", grouping: str) -> list[str]:
-    """The stored columns of rollup_items_G after (entity, sign), in table order (asked once per client)."""
+    """The stored columns of rollup_items_G after (entity, sign), in table order."""
+    return [name for name, _ in item_column_types(client, grouping)]
+
+
+def item_column_types(client: "Client", grouping: str) -> list[tuple[str, str]]:
+    """(name, type) of the stored columns of rollup_items_G after (entity, sign), in table order
+    (asked once per client)."""
     key = (id(client), grouping)
     if key not in _columns:
         _columns[key] = _item_columns(client, grouping)
     return _columns[key]
 
 
-def _item_columns(client: "Client", grouping: str) -> list[str]:
+def _item_columns(client: "Client", grouping: str) -> list[tuple[str, str]]:
     rows = client.query(
-        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String} "
         "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
         parameters={"t": f"rollup_items_{grouping}"}).result_rows
-    return [name for (name,) in rows if name not in SKIPPED_COLUMNS]
+    return [(name, type_) for (name, type_) in rows if name not in SKIPPED_COLUMNS]
 
 
-def _hashable(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
-    return value
+def _ids_table(kind: str) -> str:
+    return f"rollup_ids_{kind}"
+
+
+def kind_sql(grouping: str, kind: str) -> str | None:
+    """The kind's item SQL reading its ids from a temporary table of its own (several kinds are
+    computed in one statement)."""
+    sql = item_sql(grouping, kind)
+    return None if sql is None else re.sub(r"\brollup_ids\b", _ids_table(kind), sql)
+
+
+def diff_sql(grouping: str, kinds: Iterable[str], columns: list[tuple[str, str]]) -> str:
+    """The difference between the entities' items now (each kind's item SQL over its ids) and the
+    net of their stored rows (`rollup_entities`): per distinct row, new count - stored count,
+    where not zero. The new items are cast to the stored types first, so both sides compare as
+    stored."""
+    table = f"rollup_items_{grouping}"
+    names = ", ".join(f"`{c}`" for c, _ in columns)
+    casts = ", ".join(f"CAST(`{c}`, '{t}') AS `{c}`" for c, t in columns)
+    new = "".join(
+        f" SELECT concat('{kind}:', toString(id)) AS entity, toInt64(1) AS n, {casts} FROM ({kind_sql(grouping, kind)})"
+        f" UNION ALL" for kind in kinds)
+    return (
+        f"SELECT entity, toInt8(sum(n)) AS sign, {names} FROM ({new}"
+        f" SELECT entity, -toInt64(sign) AS n, {names} FROM {table}"
+        f" WHERE entity IN (SELECT key FROM rollup_entities)"
+        f") GROUP BY entity, {names} HAVING sum(n) != 0")
 
 
 def refresh(client: "Client", grouping: str, kind: str, ids: Iterable[str], params: dict[str, Any]) -> int:
-    """Bring the stored items of these entities to what the facts say now. Returns rows written."""
-    sql = item_sql(grouping, kind)
-    ids = sorted(set(ids))
-    if sql is None or not ids:
+    """Bring the stored items of these entities of one kind to what the facts say now. Returns rows written."""
+    return refresh_grouping(client, grouping, {kind: ids}, params)
+
+
+def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[str]], params: dict[str, Any]) -> int:
+    """Bring the stored items of these entities (kind -> ids) to what the facts say now, in one
+    statement. Returns rows written.
+
+    The difference is computed and written inside the warehouse (no row passes through Python):
+    it goes to a session temporary table first, so the rows written can be counted and a
+    failed attempt leaves nothing half-written in the log."""
+    todo = {kind: sorted(set(kind_ids)) for kind, kind_ids in sorted(ids.items()) if item_sql(grouping, kind)}
+    todo = {kind: kind_ids for kind, kind_ids in todo.items() if kind_ids}
+    if not todo:
         return 0
     started = time.perf_counter()
     table = f"rollup_items_{grouping}"
-    columns = item_columns(client, grouping)
-    prefix = kind + ":"
-    stage_keys(client, "rollup_ids", ids)
-    stage_keys(client, "rollup_entities", [prefix + i for i in ids])
-    cols = ", ".join(f"`{c}`" for c in columns)
-    stored = client.query(
-        f"SELECT entity, {cols}, sum(sign) AS n FROM {table} "
-        f"WHERE entity IN (SELECT key FROM rollup_entities) GROUP BY entity, {cols} HAVING n != 0").result_rows
-    new = client.query(sql, parameters=_used(sql, params)).result_rows
-    old_count: Counter = Counter()
-    old_rows: dict[Any, tuple] = {}
-    for row in stored:
-        key = _hashable(row[:-1])
-        old_count[key] += row[-1]
-        old_rows[key] = row[:-1]
-    new_count: Counter = Counter()
-    new_rows: dict[Any, tuple] = {}
-    for row in new:
-        full = (prefix + row[0],) + tuple(row[1:])
-        key = _hashable(full)
-        new_count[key] += 1
-        new_rows[key] = full
-    out = []
-    for key in old_count.keys() | new_count.keys():
-        delta = new_count.get(key, 0) - old_count.get(key, 0)
-        if delta:
-            row = new_rows.get(key) or old_rows[key]
-            out.append((row[0], delta) + tuple(row[1:]))
-    written = insert_rows(client, table, ["entity", "sign"] + columns, out)
-    metrics.ROLLUP_REFRESH_SECONDS.labels(grouping=grouping, kind=kind).observe(time.perf_counter() - started)
+    columns = item_column_types(client, grouping)
+    for kind, kind_ids in todo.items():
+        stage_keys(client, _ids_table(kind), kind_ids)
+    stage_keys(client, "rollup_entities", [f"{kind}:{i}" for kind, kind_ids in todo.items() for i in kind_ids])
+    diff = f"rollup_diff_{grouping}"
+    client.command(f"CREATE TEMPORARY TABLE IF NOT EXISTS {diff} ENGINE = Memory AS SELECT * FROM {table} LIMIT 0")
+    client.command(f"TRUNCATE TABLE {diff}")
+    sql = diff_sql(grouping, todo, columns)
+    client.command(f"INSERT INTO {diff} {sql}", parameters=_used(sql, params))
+    written = scalar(client, f"SELECT count() FROM {diff}") or 0
+    if written:
+        names = ", ".join(["entity", "sign"] + [f"`{c}`" for c, _ in columns])
+        try:
+            client.command(f"INSERT INTO {table} ({names}) SELECT {names} FROM {diff}")
+        except Exception as exc:
+            metrics.WAREHOUSE_WRITE_FAILURES.labels(table=table).inc()
+            raise WarehouseError(f"insert into {table} failed: {exc}") from exc
+    kind_label = next(iter(todo)) if len(todo) == 1 else "several"
+    metrics.ROLLUP_REFRESH_SECONDS.labels(grouping=grouping, kind=kind_label).observe(time.perf_counter() - started)
     metrics.ROLLUP_ITEM_ROWS.labels(grouping=grouping).inc(written)
     return written
 

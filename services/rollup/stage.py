@@ -6,6 +6,10 @@ A retry is a replay: refresh compares what the facts say with the net of what is
 stored and writes the difference, so a batch handled twice, or again after a crash at
 any line, leaves the same items.
 
+A bulk load (`leadflow replay`) runs without the stage: enrich and attribution only record the
+entities in `rollup_queue`, and `catch_up` refreshes them once at the end, in big chunks on
+compacted tables (a 200k-event replay: 27 s of refreshes batch by batch, 2.5 s at the end).
+
 When the settings the items depend on (windows, SLA targets, missed deadline) differ
 from those of the stored items, the stage rebuilds every item before its first batch;
 until then the KPI queries read the facts (services/attribution/kpis/query.py).
@@ -24,7 +28,7 @@ from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
 from leadflow.warehouse import insert_rows
 from services.rollup import refresh as rollups
-from services.rollup.dirty import QUEUE_COLUMNS, Dirty
+from services.rollup.dirty import PENDING_SQL, QUEUE_COLUMNS, Dirty
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,35 @@ def ensure_current(client: Client, settings: Settings, *, progress=None) -> bool
     return True
 
 
+def apply(client: Client, dirty: Dirty, params: dict, clock: VersionClock) -> int:
+    """Recompute the items of these entities in every grouping, then mark them done; returns rows written."""
+    written = rollups.refresh_all(client, dirty.ids, params)
+    insert_rows(client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(clock.next(), 1))
+    return written
+
+
+def catch_up(client: Client, settings: Settings, *, chunk: int = 500_000, progress=None) -> int:
+    """Refresh every entity `rollup_queue` holds as pending (what a bulk load deferred), `chunk`
+    entities at a time; returns how many. A failed attempt leaves the rest pending: run again."""
+    entities = [entity for (entity,) in client.query(PENDING_SQL).result_rows]
+    rebuilt = ensure_current(client, settings)  # a rebuild brings every entity up to date
+    clock = VersionClock(("rollup_queue",))
+    clock.sync(client)
+    params = rollups.item_parameters(settings)
+    for start in range(0, len(entities), chunk):
+        dirty = Dirty.from_entities(entities[start:start + chunk])
+        if rebuilt:
+            insert_rows(client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(clock.next(), 1))
+        else:
+            apply(client, dirty, params, clock)
+        if progress is not None:
+            progress(min(start + chunk, len(entities)), len(entities))
+    return len(entities)
+
+
 class RollupStage:
     name = Stages.ROLLUP
+    max_records = 64  # messages a batch: each holds up to PACKED entities (services/rollup/dirty.py)
 
     def __init__(self, client: Client, topics: Topics, settings: Settings):
         self.group_id = topics.group(self.name)
@@ -77,7 +108,6 @@ class RollupStage:
 
     def apply(self, dirty: Dirty) -> int:
         """Recompute the items of these entities in every grouping; returns rows written."""
-        written = rollups.refresh_all(self.client, dirty.ids, self.params)
-        insert_rows(self.client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(self.clock.next(), 1))
+        written = apply(self.client, dirty, self.params, self.clock)
         self.refreshed += sum(len(ids) for ids in dirty.ids.values())
         return written
