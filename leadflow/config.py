@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # KPI rollups (issue 18, services/rollup/): the rollup stage and the announcements it needs. Off by
     # default until its refresh is cheap enough: with it, the pipeline runs at ~4k events/s instead of ~14k
     rollups: bool = False
+    # the share of the time the rollup stage may spend refreshing: after a batch of t seconds it waits
+    # t * (1 / duty - 1), so the other stages keep the rest of the warehouse (chdb runs one statement
+    # at a time) and the rollups follow a few seconds behind the facts under load
+    rollup_duty: float = Field(0.25, gt=0, le=1)
     batch_max_seconds: float = Field(0.5, gt=0)
     # The embedded broker holds every message in memory (~1 KiB per event over its topics) and
     # cannot delete records: a big replay on it runs in segments of this many input lines, each

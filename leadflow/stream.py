@@ -348,9 +348,13 @@ class StageRunner:
         faults.kill_point(self.stage.name, "after-write")  # the fault suite's crash point; no-op unset
         await consumer.commit(offsets)
         self.positions.update(offsets)
-        metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        metrics.STAGE_BATCH_SECONDS.labels(stage=self.stage.name).observe(took)
         metrics.STAGE_RECORDS.labels(stage=self.stage.name).inc(len(records))
         self._report_lag(consumer)
+        pause = getattr(self.stage, "pause_after", None)  # a stage that paces itself (the rollup stage)
+        if pause is not None:
+            await self._sleep(pause(took))
 
     async def _handle(self, records: list[ConsumerRecord]) -> None:
         """Handle a batch; when it fails for a permanent reason, find the records at fault by
