@@ -20,11 +20,13 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-debian-package.sh chromium chromium || echo "chromium not installed: the report screenshot test will be skipped"
 	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # the fault suite (tests/faults/run.py): SIGKILLs, broker restart, warehouse outage, rebalances in both
 # topologies, every run against the reference; one line per fault kind. `make test` runs a short version.
+# First the tests marked slow: the longer variants of tests `make test` runs in a shorter form.
 faults: $(STAMP)
+	$(PY) -m pytest -q -m slow
 	$(PY) -m tests.faults.run $(FAULTS_ARGS)
 
 # the naive baseline is a Faust agent: faust-streaming is the `bench` extra, installed here only

@@ -131,7 +131,8 @@ def check(driver: Driver, client, settings, scenario) -> None:  # noqa: F811
     assert not bad, f"{len(bad)} of {cells} cells differ (crashes: {driver.crashes}):\n" + "\n".join(bad[:40])
 
 
-@pytest.mark.parametrize("nth, split", [(1, False), (2, True)], ids=["1st-write-same-batch", "2nd-write-split-batch"])
+@pytest.mark.parametrize("nth, split", [pytest.param(1, False, marks=pytest.mark.slow), (2, True)],
+                         ids=["1st-write-same-batch", "2nd-write-split-batch"])
 def test_a_crash_after_each_write(client, settings, scenario, raw_messages, nth, split):  # noqa: F811
     """Every write site of every stage crashes once, right after its nth write: then a fresh
     stage gets the batch again (the same, or in halves)."""
@@ -143,7 +144,7 @@ def test_a_crash_after_each_write(client, settings, scenario, raw_messages, nth,
     check(driver, client, settings, scenario)
 
 
-@pytest.mark.parametrize("stage", [Stages.WAREHOUSE_SINK, Stages.ENRICH])
+@pytest.mark.parametrize("stage", [pytest.param(Stages.WAREHOUSE_SINK, marks=pytest.mark.slow), Stages.ENRICH])
 def test_a_crash_before_handing_the_output_on(client, settings, scenario, raw_messages, stage):  # noqa: F811
     """Every batch of the stage is written, then its forward to enrich (or its announcement to
     attribution) is lost: the fresh stage's redelivery hands on the same events (people)."""

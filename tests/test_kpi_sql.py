@@ -706,8 +706,9 @@ def _replay(settings, path: Path):
     return asyncio.run(replay(settings, [path], show_progress=False))
 
 
-@pytest.mark.over_http
 def test_end_to_end_examples(client, settings):
+    # embedded only: the pipeline over HTTP is tests/test_production_topology.py's, the KPI SQL over
+    # HTTP test_examples_facts_match_expected's
     path = CONTRACT / "examples.jsonl"
     _replay(settings, path)
     events = read_jsonl(path)

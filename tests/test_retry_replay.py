@@ -151,6 +151,7 @@ def test_a_fault_before_each_write_of_each_stage(small_batches, client, scenario
                      *faults_at_every_site(after=False))
 
 
+@pytest.mark.slow  # make test: tests/test_crash_recovery.py crashes after each write
 def test_a_fault_after_each_write_of_each_stage(small_batches, client, scenario):
     """Every write site is written and then fails (as a process dying right after the statement)."""
     replay_and_check(small_batches, client, scenario,

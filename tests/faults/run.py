@@ -31,8 +31,9 @@ Fault kinds (production: separate processes, tests/faults/harness.py; embedded: 
   then the lag drains;
 * `rebalance` (production): sink and attribution workers added and removed ten times
   (short: two) while the events flow;
-* `transient-write` and `poison-record`: in-process, on the embedded engine, with the
-  stage runner's retry and poison handling (tests/faults/test_faults.py).
+* `poison-record`: in-process, on the embedded engine, with the stage runner's poison
+  handling (tests/faults/test_faults.py); a transient error in each write of each stage,
+  before and after it: tests/test_retry_replay.py.
 
 A process that exits on its own is started again (as an orchestrator would) and reported
 under its kind's line. Lag is not sampled: that no offset was committed past the last

@@ -1,13 +1,13 @@
 """The fault suite's short version in `make test`: each fault kind of tests/faults/run.py once
 (a SIGKILL per process role, a 10 s warehouse outage, two rebalances, a broker restart), plus the in-process
-kinds (a transient error in each warehouse write of each stage; a poison record). Every run is
+kind poison-record (the transient error in each warehouse write of each stage is
+tests/test_retry_replay.py's, before and after each write). Every run is
 measured against the independent reference: 0 events lost, 0 KPI cells different, dead letters
 exact. The lines go to the terminal summary (`make faults` runs the full version, each kind alone).
 The short version groups the kinds into three runs (tests/faults/run.py PROFILES)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 
 import pytest
@@ -40,30 +40,6 @@ def test_fault_kinds_short(kinds, data, tmp_path, fault_lines):
 
 
 FAST_RETRIES = {"stage_backoff_initial_seconds": 0.02, "stage_backoff_max_seconds": 0.2}
-HAVE_INJECT = importlib.util.find_spec("tests.faults_inject") is not None
-
-
-@pytest.mark.xfail(not HAVE_INJECT, strict=True,
-                   reason="needs tests/faults_inject.py of branch wip-recovery (one transient error per write)")
-def test_transient_error_in_each_write_of_each_stage(settings, client, data, tmp_path, fault_lines):
-    """Embedded, in-process: every write site of every stage fails once; the runner retries the
-    batch in-process (a replay): nothing lost, every cell exact, dead letters exact."""
-    from leadflow.replay import replay
-    from tests.faults_inject import inject
-    from tests.test_retry_replay import faults_at_every_site
-
-    path = tmp_path / "input.jsonl"
-    path.write_bytes(b"\n".join(data.lines) + b"\n")
-    small = settings.model_copy(update={"batch_max_rows": 200, **FAST_RETRIES})
-    with inject(*faults_at_every_site(after=False)) as armed:
-        asyncio.run(replay(small, [path], show_progress=False))
-    m = settle_and_measure(client, small, data, timeout=30)
-    fired = len(armed.log)
-    fault_lines.append(f"transient-write: runs 1, faults injected {fired}, events lost {m.lost}, "
-                   f"cells different {m.cells_different}, dead letters off {abs(m.dead_letters_off)}")
-    assert fired > 0 and (m.lost, m.cells_different, m.dead_letters_off) == (0, 0, 0), m.detail
-
-
 POISON = b'{"event_id": "poison-1", "source": "old-sink"}'  # no type: enrich cannot handle it
 
 
