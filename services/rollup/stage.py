@@ -8,7 +8,7 @@ any line, leaves the same items.
 
 A bulk load (`leadflow replay`) runs without the stage: enrich and attribution only record the
 entities in `rollup_queue`, and `catch_up` refreshes them once at the end, in big chunks on
-compacted tables (a 200k-event replay: 27 s of refreshes batch by batch, 2.5 s at the end).
+compacted tables (a 200k-event replay: 27 s of refreshes batch by batch, ~4 s at the end).
 
 When the settings the items depend on (windows, SLA targets, missed deadline) differ
 from those of the stored items, the stage rebuilds every item before its first batch;
