@@ -42,8 +42,8 @@ def cmd_rollups(args: argparse.Namespace) -> int:
     client = warehouse.open_warehouse(settings)
     if args.action == "rebuild":
         started = time.monotonic()
-        written = rebuild_now(client, settings, progress=lambda g, k, done, total: print(
-            f"rollups: {g} {k} {done:,}/{total:,}", file=sys.stderr, flush=True))
+        written = rebuild_now(client, settings, progress=lambda g, done, total: print(
+            f"rollups: {g} {done:,}/{total:,} entities", file=sys.stderr, flush=True))
         print(f"rebuilt in {time.monotonic() - started:.1f} s: "
               + ", ".join(f"{g} {n:,} rows written" for g, n in written.items()))
         return 0

@@ -283,20 +283,23 @@ def stored_ids(client: "Client", grouping: str, kind: str) -> list[str]:
 
 
 def rebuild(client: "Client", settings: "Settings", *, only: Iterable[str] | None = None,
-            chunk: int = 50_000, progress=None) -> dict[str, int]:
+            chunk: int = 500_000, progress=None) -> dict[str, int]:
     """Reconcile every stored item with the facts (a new warehouse, changed settings,
-    an erasure). Returns rows written per grouping."""
+    an erasure): every id the facts or the items hold, `chunk` of each kind per statement.
+    Returns rows written per grouping. `progress(grouping, done, total)`."""
     params = item_parameters(settings)
     written: dict[str, int] = {}
     for grouping in (tuple(only) if only else item_groupings()):
-        n = 0
-        for kind in KINDS:
-            if item_sql(grouping, kind) is None:
-                continue
-            ids = sorted({i for (i,) in client.query(ALL_IDS[kind]).result_rows} | set(stored_ids(client, grouping, kind)))
-            for start in range(0, len(ids), chunk):
-                n += refresh(client, grouping, kind, ids[start:start + chunk], params)
-                if progress is not None:
-                    progress(grouping, kind, min(start + chunk, len(ids)), len(ids))
+        ids = {kind: sorted({i for (i,) in client.query(ALL_IDS[kind]).result_rows}
+                            | set(stored_ids(client, grouping, kind)))
+               for kind in KINDS if item_sql(grouping, kind) is not None}
+        total = sum(map(len, ids.values()))
+        n = done = 0
+        for start in range(0, max(map(len, ids.values()), default=0), chunk):
+            part = {kind: kind_ids[start:start + chunk] for kind, kind_ids in ids.items()}
+            n += refresh_grouping(client, grouping, part, params)
+            done += sum(map(len, part.values()))
+            if progress is not None:
+                progress(grouping, done, total)
         written[grouping] = n
     return written

@@ -66,12 +66,12 @@ def catch_up(client: Client, settings: Settings, *, chunk: int = 500_000, progre
     clock = VersionClock(("rollup_queue",))
     clock.sync(client)
     params = rollups.item_parameters(settings)
+    if rebuilt:  # mark what was pending done, inside the warehouse (no writer runs beside a bulk load)
+        client.command(f"INSERT INTO rollup_queue ({', '.join(QUEUE_COLUMNS)}) "
+                       f"SELECT entity, {clock.next()}, 1 FROM ({PENDING_SQL})")
+        return len(entities)
     for start in range(0, len(entities), chunk):
-        dirty = Dirty.from_entities(entities[start:start + chunk])
-        if rebuilt:
-            insert_rows(client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(clock.next(), 1))
-        else:
-            apply(client, dirty, params, clock)
+        apply(client, Dirty.from_entities(entities[start:start + chunk]), params, clock)
         if progress is not None:
             progress(min(start + chunk, len(entities)), len(entities))
     return len(entities)
