@@ -194,6 +194,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
     settings = settings_from(args, **extra)
+    import uvloop
+
     from leadflow.serve import serve
 
     from services.ingest.http import is_loopback
@@ -205,7 +207,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"leadflow serve: --no-auth is allowed only on a loopback address, not {settings.http_host}")
         print(f"leadflow serve: WARNING: --no-auth: anyone who can reach {settings.http_host} may post events",
               file=sys.stderr, flush=True)
-    asyncio.run(serve(settings, ingest_only=args.ingest_only, auth=not args.no_auth))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, ingest_only=args.ingest_only, auth=not args.no_auth))
     return 0
 
 
