@@ -18,28 +18,32 @@ from leadflow.stream import start_producer
 from services.ingest.http import _AppRunner, make_app
 from services.ingest.keys import KeyStore
 from services.ingest.publish import Publisher
+from services.ingest.quota import Quotas, SharedQuotas
 from services.ingest.suppression import Suppression
 from services.ingest.validate import Validator
 
 
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int, *,
-                      keys: KeyStore | None = None):
+                      keys: KeyStore | None = None, suppression: Suppression | None = None,
+                      quotas: Quotas | SharedQuotas | None = None, reuse_port: bool = False):
     """The ingest app on host:port, producing through its own idempotent producer. `keys`: require
-    write keys (refreshed in the background while the app runs); None: no authentication."""
+    write keys (refreshed in the background while the app runs, when the store has a warehouse
+    client); None: no authentication. `suppression`, `quotas`: given by the process that owns
+    them (several ingest processes on one port, `reuse_port`); by default this process's own."""
     producer = await start_producer(pipe.bootstrap, idempotent=True)
     publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
                           report_repeats=True, produce_timeout_s=settings.produce_timeout_s,
-                          suppression=Suppression.following(client, settings))
+                          suppression=suppression or Suppression.following(client, settings))
     refresher = None
-    if keys is not None:
+    if keys is not None and keys.client is not None:
         await asyncio.to_thread(keys.refresh)
         refresher = asyncio.create_task(keys.run(), name="ingest-keys")
-    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health), access_log=None,
+    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health, quotas=quotas), access_log=None,
                         header_timeout_s=settings.http_header_timeout_s,
                         keepalive_timeout=settings.http_header_timeout_s + 1)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     try:
         yield runner.addresses[0], publisher

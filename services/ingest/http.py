@@ -41,7 +41,7 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 SETTINGS = web.AppKey("settings", Settings)
 HEALTH = web.AppKey("health", object)  # () -> (healthy, report): Pipeline.health
 KEYS = web.AppKey("keys", KeyStore)  # absent: no authentication (--no-auth, in-process callers)
-QUOTAS = web.AppKey("quotas", Quotas)
+QUOTAS = web.AppKey("quotas", object)  # Quotas or SharedQuotas: retry_after(key_id, rate, burst, events)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
 
 BROKER_RETRY_AFTER_S = 5
@@ -161,9 +161,10 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = None,
-             health=None) -> web.Application:
+             health=None, quotas=None) -> web.Application:
     """`keys`: the write keys requests must carry; None serves without authentication. `health`:
-    () -> (healthy, report) for /healthz (Pipeline.health)."""
+    () -> (healthy, report) for /healthz (Pipeline.health). `quotas`: the keys' buckets
+    (services.ingest.quota: SharedQuotas when several processes serve one port), else this app's."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PUBLISHER] = publisher
@@ -171,7 +172,7 @@ def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = N
         app[KEYS] = keys
     if health is not None:
         app[HEALTH] = health
-    app[QUOTAS] = Quotas()
+    app[QUOTAS] = quotas if quotas is not None else Quotas()
     app[BIG_BODIES] = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)

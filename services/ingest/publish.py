@@ -50,21 +50,39 @@ class PublishTotals:
     reasons: Counter = field(default_factory=Counter)
 
 
+_children: dict[tuple, tuple] = {}  # (kind, labels...) -> its counters' children: labels() costs per call
+
+
+def _metric_children(key: tuple) -> tuple:
+    children = _children.get(key)
+    if children is None:
+        kind = key[0]
+        if kind == "received":
+            children = (metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(key[1])),)
+        elif kind == "accepted":
+            label = metrics.source_label(key[2])
+            children = (metrics.EVENTS_ACCEPTED.labels(type=key[1], source=label),
+                        metrics.LAST_EVENT_TIME.labels(source=label))
+        else:
+            children = (metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]),
+                                                       reason=key[3]),)
+        if len(_children) < 10_000:  # label values are bounded (metrics.source_label); so is this
+            _children[key] = children
+    return children
+
+
 def record_ingest_metrics(counts: Counter) -> None:
     """Apply ingest counts ((kind, labels...) -> n) to the Prometheus counters.
 
     Also used by a process that published through a child process (replay) to
     count what the child counted."""
     for key, n in counts.items():
-        kind = key[0]
-        if kind == "received":
-            metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(key[1])).inc(n)
-        elif kind == "accepted":
-            label = metrics.source_label(key[2])
-            metrics.EVENTS_ACCEPTED.labels(type=key[1], source=label).inc(n)
-            metrics.LAST_EVENT_TIME.labels(source=label).set_to_current_time()
-        elif kind == "rejected":
-            metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]), reason=key[3]).inc(n)
+        if key[0] not in ("received", "accepted", "rejected"):
+            continue
+        children = _metric_children(key)
+        children[0].inc(n)
+        if len(children) > 1:
+            children[1].set_to_current_time()
 
 
 class GroupSender:

@@ -151,12 +151,13 @@ class Validator:
             conversation_channels=settings.conversation_channels,
             received_at=datetime.now(timezone.utc),
         )
-        self._ctx_now, self._ctx_at = self._ctx, None
+        self._ctx_now, self._ctx_at, self._received_at = self._ctx, None, ""
 
     def _context(self, now: datetime) -> ContractContext:
         """The contract context at `now` (made once per instant: the inputs of one call share it)."""
         if self._ctx_at is not now:
             self._ctx_now, self._ctx_at = replace(self._ctx, received_at=now), now
+            self._received_at = now.isoformat(timespec="milliseconds")
         return self._ctx_now
 
     def check(
@@ -217,7 +218,7 @@ class Validator:
             data["identity"] = hashed
         else:
             data.pop("identity", None)
-        data["received_at"] = now.isoformat(timespec="milliseconds")
+        data["received_at"] = self._received_at if now is self._ctx_at else now.isoformat(timespec="milliseconds")
         try:
             value = orjson.dumps(data)
         except TypeError as exc:  # e.g. a lone surrogate in a string: not encodable as UTF-8
