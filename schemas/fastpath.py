@@ -212,11 +212,28 @@ _CHECKS: dict[str, Check] = {
 _DERIVED = ("extra", "original_currency", "original_value")  # not on the wire
 
 
-def _plan(model) -> tuple[tuple[str, Check, bool], ...] | None:
+def _type_marker(v: Any, ctx: ContractContext) -> Any:  # markers: the plan's places of `type` and `extra`
+    raise AssertionError
+
+
+def _extra_marker(v: Any, ctx: ContractContext) -> Any:
+    raise AssertionError
+
+
+_MONEY_LAST = ("original_currency", "original_value")
+
+
+def _plan(model) -> tuple[tuple[str, Check | None, bool], ...] | None:
     """(field, check, required) in dump order, or None when a field has no check here."""
     plan = []
     for name, info in model.model_fields.items():
-        if name in _DERIVED or name == "type":
+        if name == "type":
+            plan.append((name, _type_marker, True))
+            continue
+        if name == "extra":
+            plan.append((name, _extra_marker, False))
+            continue
+        if name in _MONEY_LAST:
             continue
         check = _CHECKS.get(name)
         if typing.get_origin(info.annotation) is typing.Literal:
@@ -226,6 +243,8 @@ def _plan(model) -> tuple[tuple[str, Check, bool], ...] | None:
         if check is None:
             return None
         plan.append((name, None if check is _id else check, info.is_required()))  # None: checked inline
+    if model.MONEY_FIELD is not None and tuple(model.model_fields)[-2:] != _MONEY_LAST:
+        return None  # the money fields as sent are expected last
     return tuple(plan)
 
 
@@ -267,7 +286,6 @@ _RULES: dict[str, Callable[[dict], bool]] = {
 
 
 class _TypePlan(typing.NamedTuple):
-    order: tuple[str, ...]  # the model's fields: the dump's key order
     wire: frozenset
     fields: tuple
     money: str | None
@@ -275,11 +293,10 @@ class _TypePlan(typing.NamedTuple):
 
 
 _PLANS: dict[str, _TypePlan] = {}
-for _type, _model in EVENT_MODELS.items():
+for _name, _model in EVENT_MODELS.items():
     _fields = _plan(_model)
     if _fields is not None:
-        _PLANS[_type] = _TypePlan(tuple(_model.model_fields), _model.WIRE_FIELDS, _fields, _model.MONEY_FIELD,
-                                  _RULES.get(_type))
+        _PLANS[_name] = _TypePlan(_model.WIRE_FIELDS, _fields, _model.MONEY_FIELD, _RULES.get(_name))
 
 
 def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
@@ -291,7 +308,7 @@ def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
     plan = _PLANS.get(tag) if type(tag) is str else None
     if plan is None or not obj.keys() <= plan.wire:
         return None
-    out: dict[str, Any] = {"type": tag, "extra": {}}
+    out: dict[str, Any] = {}  # built in the model's field order: the dump's key order
     try:
         for name, check, required in plan.fields:
             value = obj.get(name)
@@ -299,8 +316,12 @@ def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
                 if check is None:  # an id: a non-empty string, the most common field
                     if type(value) is not str or not value:
                         return None
+                elif check is _type_marker:
+                    pass
                 else:
                     value = check(value, ctx)
+            elif check is _extra_marker:
+                value = {}  # no unknown field (checked above)
             if value is not None:
                 out[name] = value
             elif required:  # absent, null, or an empty identity where one is required
@@ -318,4 +339,4 @@ def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
             value = convert(value, currency, ctx.reporting_currency, ctx.rates)
             out["currency"] = ctx.reporting_currency
         out[money] = str(value)
-    return {name: out[name] for name in plan.order if name in out}
+    return out
