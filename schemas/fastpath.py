@@ -285,9 +285,41 @@ _RULES: dict[str, Callable[[dict], bool]] = {
 }
 
 
+def _compile(tag: str, fields: tuple[tuple[str, Check | None, bool], ...]) -> Callable[[dict, ContractContext], dict | None]:
+    """The plan as one straight function (no loop over fields, ids checked inline): the dump of the
+    wire fields in model order, or None; a check may raise _Decline."""
+    names: dict[str, Any] = {}
+    lines = ["def dump(obj, ctx):", "    out = {}"]
+    for i, (name, check, required) in enumerate(fields):
+        key = repr(name)
+        if check is _type_marker:
+            lines.append(f"    out[{key}] = {tag!r}")
+        elif check is _extra_marker:
+            lines.append(f"    out[{key}] = {{}}")
+        elif check is None:  # an id: a non-empty string
+            lines.append(f"    v = obj.get({key})")
+            if required:
+                lines += ["    if type(v) is not str or not v:", "        return None", f"    out[{key}] = v"]
+            else:
+                lines += ["    if v is not None:", "        if type(v) is not str or not v:", "            return None",
+                          f"        out[{key}] = v"]
+        else:
+            names[f"c{i}"] = check
+            lines.append(f"    v = obj.get({key})")
+            if required:  # absent, null, or an empty identity where one is required
+                lines += ["    if v is None:", "        return None", f"    v = c{i}(v, ctx)", "    if v is None:",
+                          "        return None", f"    out[{key}] = v"]
+            else:
+                lines += ["    if v is not None:", f"        v = c{i}(v, ctx)", "        if v is not None:",
+                          f"            out[{key}] = v"]
+    lines.append("    return out")
+    exec("\n".join(lines), names)  # noqa: S102 - the source is made above from the models' field names
+    return names["dump"]
+
+
 class _TypePlan(typing.NamedTuple):
     wire: frozenset
-    fields: tuple
+    dump: Callable[[dict, ContractContext], dict | None]
     money: str | None
     rule: Callable[[dict], bool] | None
 
@@ -296,7 +328,7 @@ _PLANS: dict[str, _TypePlan] = {}
 for _name, _model in EVENT_MODELS.items():
     _fields = _plan(_model)
     if _fields is not None:
-        _PLANS[_name] = _TypePlan(_model.WIRE_FIELDS, _fields, _model.MONEY_FIELD, _RULES.get(_name))
+        _PLANS[_name] = _TypePlan(_model.WIRE_FIELDS, _compile(_name, _fields), _model.MONEY_FIELD, _RULES.get(_name))
 
 
 def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
@@ -308,25 +340,11 @@ def dump_valid(obj: Any, ctx: ContractContext) -> dict | None:
     plan = _PLANS.get(tag) if type(tag) is str else None
     if plan is None or not obj.keys() <= plan.wire:
         return None
-    out: dict[str, Any] = {}  # built in the model's field order: the dump's key order
     try:
-        for name, check, required in plan.fields:
-            value = obj.get(name)
-            if value is not None:
-                if check is None:  # an id: a non-empty string, the most common field
-                    if type(value) is not str or not value:
-                        return None
-                elif check is _type_marker:
-                    pass
-                else:
-                    value = check(value, ctx)
-            elif check is _extra_marker:
-                value = {}  # no unknown field (checked above)
-            if value is not None:
-                out[name] = value
-            elif required:  # absent, null, or an empty identity where one is required
-                return None
+        out = plan.dump(obj, ctx)  # built in the model's field order: the dump's key order
     except _Decline:
+        return None
+    if out is None:
         return None
     if plan.rule is not None and not plan.rule(out):
         return None

@@ -185,8 +185,9 @@ class Publisher:
         seen: set[str] = set()
         counts: Counter = Counter({("received", default_source): len(lines)})
         repeats: Counter = Counter()
+        holds = self.suppression.holds if self.suppression.digests else None
         for i, res in enumerate(results):
-            if self.suppression.holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
+            if holds is not None and holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
                 statuses.append(Status(i, "suppressed", res.event_id))
             elif isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
@@ -201,8 +202,8 @@ class Publisher:
                 statuses.append(Status(i, "accepted", res.event_id))
                 counts[("accepted", res.type, res.source)] += 1
         try:
-            await asyncio.wait_for(self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)]),
-                                   timeout=self.produce_timeout_s)
+            async with asyncio.timeout(self.produce_timeout_s):  # no task of its own, unlike wait_for
+                await self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)])
         except Exception as exc:  # any failure: the caller must not report these stored
             metrics.PROCESSING_ERRORS.labels(stage="ingest").inc()
             raise PublishError(f"the broker did not take the events: {type(exc).__name__}: {exc}") from exc
