@@ -13,7 +13,7 @@ from aiohttp import web
 from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline
+from leadflow.pipeline import Pipeline, settle_gc
 from leadflow.stream import start_producer
 from services.ingest.http import _AppRunner, make_app
 from services.ingest.keys import KeyStore
@@ -73,6 +73,7 @@ async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True
                                    keys=keys) as (addr, _):
                 how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
                        if keys is not None else "NO AUTHENTICATION")
+                settle_gc()
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
                       f"{how})", flush=True)
                 await pipe.run_until(stop)  # a stage that gives up ends serve with an error

@@ -27,7 +27,7 @@ import uvloop
 from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline
+from leadflow.pipeline import Pipeline, settle_gc
 from leadflow.secret_guard import redact
 from leadflow.topics import Topics, topics_for
 from services.ingest.keys import KeyStore
@@ -100,6 +100,7 @@ async def _serve_one(settings, bootstrap, keys, suppression, quotas, updates, re
     threading.Thread(target=follow, name="ingest-updates", daemon=True).start()
     async with running_app(settings, _NoStages(bootstrap, topics_for(settings)), None, settings.http_host,
                            settings.http_port, keys=keys, suppression=suppression, quotas=quotas, reuse_port=True):
+        settle_gc()
         ready.put(os.getpid())
         await stop.wait()
 
