@@ -45,10 +45,16 @@ def _id(v: Any, ctx: ContractContext) -> str:
     return v
 
 
-def _text(v: Any, ctx: ContractContext) -> str:
-    if type(v) is not str:
-        raise _DECLINE
-    return v
+def _exactly(kind: type) -> Check:
+    """A value of exactly this JSON type (strict: no bool for int, no int for float)."""
+    def check(v: Any, ctx: ContractContext) -> Any:
+        if type(v) is not kind:
+            raise _DECLINE
+        return v
+    return check
+
+
+_text, _int, _bool = _exactly(str), _exactly(int), _exactly(bool)
 
 
 def _bounded(limit: int) -> Check:
@@ -126,18 +132,6 @@ def _currency(v: Any, ctx: ContractContext) -> str:
 
 def _count(v: Any, ctx: ContractContext) -> int:
     if type(v) is not int or v < 0:
-        raise _DECLINE
-    return v
-
-
-def _int(v: Any, ctx: ContractContext) -> int:
-    if type(v) is not int:
-        raise _DECLINE
-    return v
-
-
-def _bool(v: Any, ctx: ContractContext) -> bool:
-    if type(v) is not bool:
         raise _DECLINE
     return v
 
