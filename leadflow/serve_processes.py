@@ -137,6 +137,8 @@ def serve_processes(settings: Settings, processes: int, auth: bool = True) -> No
                 children.append(child)
                 pipes.append(writer)
             _wait_ready(children, ready, stopping)
+            if stopping.is_set():  # stopped while starting
+                return
             how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
                    if keys is not None else "NO AUTHENTICATION")
             print(f"leadflow ingest listening on http://{settings.http_host}:{port} (POST /v1/events, GET /metrics; "
