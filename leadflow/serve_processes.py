@@ -6,8 +6,9 @@ process stays the one that holds the warehouse (the embedded one opens in one pr
 it checks the identity secret and the topics as `serve` does, reads the write keys and the
 suppression list, and hands every change to the ingest processes through a pipe each. The
 keys' quotas are token buckets in shared memory (services.ingest.quota.SharedQuotas), so a key
-gets its quota once, not once per process. An ingest process that exits ends `serve` with an
-error; SIGTERM or SIGINT here stops them all.
+gets its quota once, not once per process, and the metrics are prometheus_client's
+multiprocess files, so /metrics, whichever process answers, counts for all. An ingest
+process that exits ends `serve` with an error; SIGTERM or SIGINT here stops them all.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -121,6 +124,10 @@ def serve_processes(settings: Settings, processes: int, auth: bool = True) -> No
         if keys is not None:
             keys.refresh()
         suppression = Suppression.following(client, settings)
+        # counters in files shared by the ingest processes (prometheus_client's multiprocess mode, read
+        # when prometheus_client is imported, so set before they start): /metrics sums them all
+        metrics_dir = tempfile.mkdtemp(prefix="leadflow-ingest-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         context = multiprocessing.get_context("spawn")
         quotas = SharedQuotas(context, processes)
         ready = context.Queue()
@@ -149,6 +156,7 @@ def serve_processes(settings: Settings, processes: int, auth: bool = True) -> No
                 writer.close()
             _stop(children)
             reserved.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 async def _check(settings: Settings, bootstrap: str, client) -> None:

@@ -6,12 +6,14 @@ broker. Real broker; the warehouse over ClickHouse's HTTP interface on the real 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import multiprocessing
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -60,6 +62,13 @@ def _listening_pids(port: int) -> set[int]:
     return {int(p) for p in re.findall(r"pid=(\d+)", out)}
 
 
+def _connected_pids(port: int) -> set[int]:
+    """The processes that hold the server side of established connections to the port."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"sport = :{port}"], capture_output=True,
+                         text=True).stdout
+    return {int(p) for p in re.findall(r"pid=(\d+)", out)}
+
+
 async def _post_each_on_its_own_connection(url: str, key: str, bodies: list[bytes]) -> list[int]:
     """Each request on a new connection, so the kernel spreads them over the processes."""
     headers = {"Authorization": f"Bearer {key}"}
@@ -101,10 +110,24 @@ def test_serve_processes_share_keys_quotas_and_the_port(settings, chdb_http, tmp
         listening = _listening_pids(port)
         assert len(listening) == 2 and proc.pid not in listening  # two ingest processes, not this one's parent
 
-        statuses = asyncio.run(_post_each_on_its_own_connection(url, good, _clicks("ok", 30, 2)))
-        assert statuses == [200] * 30
+        # 16 connections at once: the kernel spreads them over both processes; one request on each
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(16)]
+        for conn in connections:
+            conn.connect()
+        assert _connected_pids(port) == listening
+        for conn, body in zip(connections, _clicks("ok", 16, 2)):
+            conn.request("POST", "/v1/events", body=body, headers={"Authorization": f"Bearer {good}"})
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
+            conn.close()
         produced = [orjson.loads(v) for v in asyncio.run(topic_values(settings, topics_for(settings).raw))]
-        assert len(produced) == 60 and {e["source"] for e in produced} == {"site"}
+        assert len(produced) == 32 and {e["source"] for e in produced} == {"site"}
+        # /metrics, whichever process a scrape reaches, counts the events of both
+        for _ in range(6):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:  # a new connection each
+                text = r.read().decode()
+            assert 'leadflow_events_accepted_total{source="site",type="ad_click"} 32.0' in text, text[:2000]
 
         # 20 requests of 10 events against a burst of 100: 10 pass, wherever they land
         statuses = asyncio.run(_post_each_on_its_own_connection(url, tight, _clicks("q", 20, 10)))
