@@ -22,7 +22,7 @@ class Status:
     index: int
     status: str  # accepted | duplicate | rejected
     event_id: str
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: Sequence[tuple[str, str]] = ()  # (path, message) of a rejected one; no list made per event
 
     def as_dict(self) -> dict:
         out: dict = {"index": self.index, "status": self.status, "event_id": self.event_id or None}
