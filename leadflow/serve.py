@@ -73,7 +73,8 @@ async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True
                                    keys=keys) as (addr, _):
                 how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
                        if keys is not None else "NO AUTHENTICATION")
-                settle_gc()
+                if ingest_only:  # (stages keep making and dropping big structures: no freeze there)
+                    settle_gc()
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
                       f"{how})", flush=True)
                 await pipe.run_until(stop)  # a stage that gives up ends serve with an error
