@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only validate and produce (production: `leadflow worker` runs the stages)")
     p.add_argument("--no-auth", action="store_true",
                    help="accept requests without a write key (only on a loopback address)")
+    p.add_argument("--processes", type=int, default=None,
+                   help="with --ingest-only: ingest processes on the port (SO_REUSEPORT; default "
+                        "ingest_processes, 1); about one per core")
 
     p = sub.add_parser("keys", help="write keys of HTTP ingest: create, list, revoke")
     keys = p.add_subparsers(dest="keys_action", required=True, parser_class=_Parser)
@@ -194,6 +197,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in (("http_host", args.host), ("http_port", args.port)) if v is not None}
     settings = settings_from(args, **extra)
+    import uvloop
+
     from leadflow.serve import serve
 
     from services.ingest.http import is_loopback
@@ -205,7 +210,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"leadflow serve: --no-auth is allowed only on a loopback address, not {settings.http_host}")
         print(f"leadflow serve: WARNING: --no-auth: anyone who can reach {settings.http_host} may post events",
               file=sys.stderr, flush=True)
-    asyncio.run(serve(settings, ingest_only=args.ingest_only, auth=not args.no_auth))
+    processes = args.processes if args.processes is not None else settings.ingest_processes
+    if not 1 <= processes <= 64:
+        raise UsageError(f"leadflow serve: --processes must be between 1 and 64, not {processes}")
+    if processes > 1:
+        if not args.ingest_only:
+            raise UsageError("leadflow serve: --processes needs --ingest-only (the embedded stages run in one process)")
+        from leadflow.serve_processes import serve_processes
+
+        serve_processes(settings, processes, auth=not args.no_auth)
+        return 0
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, ingest_only=args.ingest_only, auth=not args.no_auth))
     return 0
 
 

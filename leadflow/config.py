@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(10.0, gt=0)  # the broker must acknowledge a request's events within this
     # Write keys (`leadflow keys`): ingest keeps them in memory and reloads them this often.
     keys_refresh_s: float = Field(2.0, gt=0)
+    ingest_processes: int = Field(1, ge=1, le=64)  # `serve --ingest-only`: processes on the port (--processes)
     key_default_rate: float = Field(1_000.0, gt=0)  # events/s of a key created without --rate
     batch_max_rows: int = Field(20_000, ge=1)
     # KPI rollups (issue 18, services/rollup/): the rollup stage and the announcements it needs. Off by

@@ -40,7 +40,7 @@ EVENTS_STORED = Counter("leadflow_events_stored_total", "Events stored in the wa
                         ["type"])
 DEAD_LETTERS_STORED = Counter("leadflow_dead_letters_stored_total", "Dead letters written to the warehouse")
 LAST_EVENT_TIME = Gauge("leadflow_last_event_timestamp_seconds", "Receive time of the last event per source",
-                        ["source"])
+                        ["source"], multiprocess_mode="max")  # `serve --processes`: the latest of them
 
 WAREHOUSE_ROWS = Counter("leadflow_warehouse_rows_written_total", "Rows inserted into the warehouse", ["table"])
 WAREHOUSE_BATCHES = Counter("leadflow_warehouse_batches_written_total", "Insert batches", ["table"])

@@ -13,33 +13,37 @@ from aiohttp import web
 from leadflow import warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline
+from leadflow.pipeline import Pipeline, settle_gc
 from leadflow.stream import start_producer
 from services.ingest.http import _AppRunner, make_app
 from services.ingest.keys import KeyStore
 from services.ingest.publish import Publisher
+from services.ingest.quota import Quotas, SharedQuotas
 from services.ingest.suppression import Suppression
 from services.ingest.validate import Validator
 
 
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings, pipe: Pipeline, client, host: str, port: int, *,
-                      keys: KeyStore | None = None):
+                      keys: KeyStore | None = None, suppression: Suppression | None = None,
+                      quotas: Quotas | SharedQuotas | None = None, reuse_port: bool = False):
     """The ingest app on host:port, producing through its own idempotent producer. `keys`: require
-    write keys (refreshed in the background while the app runs); None: no authentication."""
+    write keys (refreshed in the background while the app runs, when the store has a warehouse
+    client); None: no authentication. `suppression`, `quotas`: given by the process that owns
+    them (several ingest processes on one port, `reuse_port`); by default this process's own."""
     producer = await start_producer(pipe.bootstrap, idempotent=True)
     publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
                           report_repeats=True, produce_timeout_s=settings.produce_timeout_s,
-                          suppression=Suppression.following(client, settings))
+                          suppression=suppression or Suppression.following(client, settings))
     refresher = None
-    if keys is not None:
+    if keys is not None and keys.client is not None:
         await asyncio.to_thread(keys.refresh)
         refresher = asyncio.create_task(keys.run(), name="ingest-keys")
-    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health), access_log=None,
+    runner = _AppRunner(make_app(settings, publisher, keys, pipe.health, quotas=quotas), access_log=None,
                         header_timeout_s=settings.http_header_timeout_s,
                         keepalive_timeout=settings.http_header_timeout_s + 1)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     try:
         yield runner.addresses[0], publisher
@@ -69,6 +73,8 @@ async def serve(settings: Settings, ingest_only: bool = False, auth: bool = True
                                    keys=keys) as (addr, _):
                 how = (f"{len(keys.keys)} write key(s); `leadflow keys create --source NAME` adds one"
                        if keys is not None else "NO AUTHENTICATION")
+                if ingest_only:  # (stages keep making and dropping big structures: no freeze there)
+                    settle_gc()
                 print(f"leadflow ingest listening on http://{addr[0]}:{addr[1]} (POST /v1/events, GET /metrics; "
                       f"{how})", flush=True)
                 await pipe.run_until(stop)  # a stage that gives up ends serve with an error

@@ -30,6 +30,8 @@ def run(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 12
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["deadletters", "--limit", "0"], "--limit must be at least 1"),
     (["deadletters", "--config", "missing.toml"], "config file not found: missing.toml"),
+    (["serve", "--processes", "2"], "--processes needs --ingest-only"),
+    (["serve", "--processes", "0"], "--processes must be between 1 and 64, not 0"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, fragment):
     res = run(args, tmp_path)

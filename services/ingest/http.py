@@ -21,11 +21,13 @@ import base64
 import binascii
 import ipaddress
 import logging
+import os
 
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from leadflow.config import Settings
 from services.ingest.body import BodyRefused, read_body, split_body
@@ -41,8 +43,9 @@ PUBLISHER = web.AppKey("publisher", Publisher)
 SETTINGS = web.AppKey("settings", Settings)
 HEALTH = web.AppKey("health", object)  # () -> (healthy, report): Pipeline.health
 KEYS = web.AppKey("keys", KeyStore)  # absent: no authentication (--no-auth, in-process callers)
-QUOTAS = web.AppKey("quotas", Quotas)
+QUOTAS = web.AppKey("quotas", object)  # Quotas or SharedQuotas: retry_after(key_id, rate, burst, events)
 BIG_BODIES = web.AppKey("big_bodies", asyncio.Semaphore)
+METRICS = web.AppKey("metrics", object)  # the prometheus_client registry /metrics shows
 
 BROKER_RETRY_AFTER_S = 5
 # Bodies over this size (or of unknown size) are read and processed two at a time, so many
@@ -154,16 +157,28 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, status=200 if healthy else 503)
 
 
+def _metrics_registry():
+    """The default registry, or, in ingest processes that share a port (`serve --processes`, with
+    PROMETHEUS_MULTIPROC_DIR), one that sums every process's metrics: whichever process a scrape
+    reaches answers for all of them."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    resp = web.Response(body=generate_latest())
+    resp = web.Response(body=generate_latest(request.app[METRICS]))
     resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return resp
 
 
 def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = None,
-             health=None) -> web.Application:
+             health=None, quotas=None) -> web.Application:
     """`keys`: the write keys requests must carry; None serves without authentication. `health`:
-    () -> (healthy, report) for /healthz (Pipeline.health)."""
+    () -> (healthy, report) for /healthz (Pipeline.health). `quotas`: the keys' buckets
+    (services.ingest.quota: SharedQuotas when several processes serve one port), else this app's."""
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PUBLISHER] = publisher
@@ -171,8 +186,9 @@ def make_app(settings: Settings, publisher: Publisher, keys: KeyStore | None = N
         app[KEYS] = keys
     if health is not None:
         app[HEALTH] = health
-    app[QUOTAS] = Quotas()
+    app[QUOTAS] = quotas if quotas is not None else Quotas()
     app[BIG_BODIES] = asyncio.Semaphore(BIG_BODIES_AT_ONCE)
+    app[METRICS] = _metrics_registry()
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)

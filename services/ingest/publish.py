@@ -22,7 +22,7 @@ class Status:
     index: int
     status: str  # accepted | duplicate | rejected
     event_id: str
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: Sequence[tuple[str, str]] = ()  # (path, message) of a rejected one; no list made per event
 
     def as_dict(self) -> dict:
         out: dict = {"index": self.index, "status": self.status, "event_id": self.event_id or None}
@@ -50,21 +50,39 @@ class PublishTotals:
     reasons: Counter = field(default_factory=Counter)
 
 
+_children: dict[tuple, tuple] = {}  # (kind, labels...) -> its counters' children: labels() costs per call
+
+
+def _metric_children(key: tuple) -> tuple:
+    children = _children.get(key)
+    if children is None:
+        kind = key[0]
+        if kind == "received":
+            children = (metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(key[1])),)
+        elif kind == "accepted":
+            label = metrics.source_label(key[2])
+            children = (metrics.EVENTS_ACCEPTED.labels(type=key[1], source=label),
+                        metrics.LAST_EVENT_TIME.labels(source=label))
+        else:
+            children = (metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]),
+                                                       reason=key[3]),)
+        if len(_children) < 10_000:  # label values are bounded (metrics.source_label); so is this
+            _children[key] = children
+    return children
+
+
 def record_ingest_metrics(counts: Counter) -> None:
     """Apply ingest counts ((kind, labels...) -> n) to the Prometheus counters.
 
     Also used by a process that published through a child process (replay) to
     count what the child counted."""
     for key, n in counts.items():
-        kind = key[0]
-        if kind == "received":
-            metrics.EVENTS_RECEIVED.labels(source=metrics.source_label(key[1])).inc(n)
-        elif kind == "accepted":
-            label = metrics.source_label(key[2])
-            metrics.EVENTS_ACCEPTED.labels(type=key[1], source=label).inc(n)
-            metrics.LAST_EVENT_TIME.labels(source=label).set_to_current_time()
-        elif kind == "rejected":
-            metrics.EVENTS_REJECTED.labels(type=key[1], source=metrics.source_label(key[2]), reason=key[3]).inc(n)
+        if key[0] not in ("received", "accepted", "rejected"):
+            continue
+        children = _metric_children(key)
+        children[0].inc(n)
+        if len(children) > 1:
+            children[1].set_to_current_time()
 
 
 class GroupSender:
@@ -167,8 +185,9 @@ class Publisher:
         seen: set[str] = set()
         counts: Counter = Counter({("received", default_source): len(lines)})
         repeats: Counter = Counter()
+        holds = self.suppression.holds if self.suppression.digests else None
         for i, res in enumerate(results):
-            if self.suppression.holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
+            if holds is not None and holds(res):  # holds an identity value `leadflow forget` erased: dropped, counted
                 statuses.append(Status(i, "suppressed", res.event_id))
             elif isinstance(res, DeadLetter):
                 dead_msgs.append((res.dead_letter_id.encode(), res.to_message()))
@@ -183,8 +202,8 @@ class Publisher:
                 statuses.append(Status(i, "accepted", res.event_id))
                 counts[("accepted", res.type, res.source)] += 1
         try:
-            await asyncio.wait_for(self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)]),
-                                   timeout=self.produce_timeout_s)
+            async with asyncio.timeout(self.produce_timeout_s):  # no task of its own, unlike wait_for
+                await self.sender.send([(self.topics.raw, raw_msgs), (self.topics.deadletter, dead_msgs)])
         except Exception as exc:  # any failure: the caller must not report these stored
             metrics.PROCESSING_ERRORS.labels(stage="ingest").inc()
             raise PublishError(f"the broker did not take the events: {type(exc).__name__}: {exc}") from exc

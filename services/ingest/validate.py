@@ -20,6 +20,7 @@ from leadflow import __version__
 from leadflow.config import Settings
 from leadflow.privacy import IdentityHasher
 from schemas import ContractContext, ContractError, validate_event
+from schemas.fastpath import dump_valid
 
 PROCESSOR = "leadflow-ingest"
 _KEY_PRIORITY = ("crm_contact_id", "email", "phone", "visitor_id")
@@ -150,12 +151,13 @@ class Validator:
             conversation_channels=settings.conversation_channels,
             received_at=datetime.now(timezone.utc),
         )
-        self._ctx_now, self._ctx_at = self._ctx, None
+        self._ctx_now, self._ctx_at, self._received_at = self._ctx, None, ""
 
     def _context(self, now: datetime) -> ContractContext:
         """The contract context at `now` (made once per instant: the inputs of one call share it)."""
         if self._ctx_at is not now:
             self._ctx_now, self._ctx_at = replace(self._ctx, received_at=now), now
+            self._received_at = now.isoformat(timespec="milliseconds")
         return self._ctx_now
 
     def check(
@@ -187,31 +189,45 @@ class Validator:
                 return self._dead(raw, obj, origin, default_source, occurrences, now, "schema", [
                     ("source", f"source {shown[:64]!r} differs from the source of the write key ({key_source!r}); "
                                f"leave it out or send it with a key of that source")])
+        ctx = self._context(now)
+        data = dump_valid(obj, ctx)  # the common case, without pydantic; None: the full path decides
+        if data is not None:
+            try:
+                accepted = self._encode(data, now)
+            except ValueError:  # a lone surrogate in an identity value: the full path refuses it
+                accepted = None
+            if isinstance(accepted, AcceptedEvent):
+                return accepted  # else not encodable: the full path says why, as it always did
         try:
-            event = validate_event(obj, self._context(now))
-            data = event.model_dump(mode="json", exclude_none=True)
+            data = validate_event(obj, ctx).model_dump(mode="json", exclude_none=True)
         except ContractError as exc:
             return self._dead(raw, obj, origin, default_source, occurrences, now, "schema", list(exc.errors))
         except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:  # validation is total
             return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
                               [("", f"unusable value: {type(exc).__name__}: {str(exc)[:200]}")])
+        accepted = self._encode(data, now)
+        if isinstance(accepted, AcceptedEvent):
+            return accepted
+        return self._dead(raw, obj, origin, default_source, occurrences, now, "schema", accepted)
+
+    def _encode(self, data: dict, now: datetime) -> AcceptedEvent | list[tuple[str, str]]:
+        """The accepted event of a validated event's dump (identity hashed, received_at set), or
+        the errors that keep it out."""
         hashed = self.hasher.hash_identity(data.get("identity"))
         if hashed:
             data["identity"] = hashed
         else:
             data.pop("identity", None)
-        data["received_at"] = now.isoformat(timespec="milliseconds")
+        data["received_at"] = self._received_at if now is self._ctx_at else now.isoformat(timespec="milliseconds")
         try:
             value = orjson.dumps(data)
         except TypeError as exc:  # e.g. a lone surrogate in a string: not encodable as UTF-8
-            return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
-                              [("", f"not encodable as UTF-8 JSON: {exc}")])
+            return [("", f"not encodable as UTF-8 JSON: {exc}")]
         # orjson writes NaN and infinity as null, and the dump has no null otherwise (exclude_none)
         bad = _bad_floats(data) if b"null" in value else None
         if bad is not None:
-            return self._dead(raw, obj, origin, default_source, occurrences, now, "schema",
-                              [(bad, "not a finite number")])
-        return AcceptedEvent(event.event_id, event.type, event.source, partition_key(data), value)
+            return [(bad, "not a finite number")]
+        return AcceptedEvent(data["event_id"], data["type"], data["source"], partition_key(data), value)
 
     def too_large(self, raw: bytes, *, origin: str, default_source: str, occurrences: InputOccurrences,
                   limit: int) -> DeadLetter:
