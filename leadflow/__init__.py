@@ -8,8 +8,8 @@ Layers (an import goes down only; tests/test_layers.py checks it):
 - services, `services/`: the stages (ingest, enrich, attribution, rollup, erasure) and
   services/business_metrics.py. They import core and `schemas/`, never the app.
 - app, this package's modules: cli, commands, pipeline (the wiring of the stages), run, serve,
-  replay, importer, kpis_cli, contact_centre_cli, rollups_cli, worker, report, bench, grafana,
-  simulator.
+  serve_processes (serve --processes N), replay, importer, kpis_cli, contact_centre_cli,
+  rollups_cli, worker, report, bench, grafana, simulator.
   They import anything below.
 """
 __version__ = "0.1.0"

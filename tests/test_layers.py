@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = frozenset({
     "leadflow.cli", "leadflow.commands", "leadflow.run", "leadflow.report", "leadflow.bench", "leadflow.grafana",
     "leadflow.simulator", "leadflow.pipeline", "leadflow.worker", "leadflow.replay", "leadflow.serve",
+    "leadflow.serve_processes",
     "leadflow.importer", "leadflow.kpis_cli", "leadflow.contact_centre_cli", "leadflow.rollups_cli",
 })
 # bottom to top: an import may go to its own layer or a lower one
