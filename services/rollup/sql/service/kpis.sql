@@ -5,24 +5,23 @@
 -- Rows of rollup_service are summed per (day, channel) first (parts not merged yet hold signed
 -- rows; a day's net of each map key is >= 0), then per channel over the days in
 -- [date_from, date_to); the row set is every channel with an item on any day (S8).
--- Exact quantiles: the days' value -> count maps expanded back to the values, then the
--- reference's own quantilesExactInclusive. Missed conversations and what depends on them (lost
+-- Exact quantiles and means (subquery v): the period's value -> count map entries as rows,
+-- netted per (channel, value), each value repeated its net count times, then the reference's
+-- own quantilesExactInclusive (rows and a hash GROUP BY: merging the maps with sumMap costs
+-- several times more at 10M events). Missed conversations and what depends on them (lost
 -- revenue's `other` base and deals) are decided here with the query's "now": open conversations
 -- are kept as deadline (ms) -> count.
 WITH
     toUnixTimestamp64Milli(coalesce({now:Nullable(DateTime64(3, 'UTC'))},
                                     (SELECT max(occurred_at) FROM raw_events))) AS now_ms,
-    -- the values of a value -> count map, each repeated count times (a day's net count is >= 0
-    -- unless two refreshes of one entity raced; a rebuild repairs that, the query still answers)
-    m -> arrayFlatten(arrayMap((k, c) -> arrayWithConstant(greatest(c, 0), k), m.1, m.2)) AS map_values,
     -- the keys of a map that count (net count > 0)
     m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS map_keys
 SELECT
-    channel,
+    a.channel AS channel,
     toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
-    if(empty(frt_v), NULL, frt_q[1]) AS frt_median_s,
-    if(empty(frt_v), NULL, frt_q[2]) AS frt_p90_s,
-    if(empty(frt_v), NULL, arrayAvg(frt_v)) AS frt_mean_s,
+    if(frt_n = 0, NULL, frt_q[1]) AS frt_median_s,
+    if(frt_n = 0, NULL, frt_q[2]) AS frt_p90_s,
+    if(frt_n = 0, NULL, frt_mean) AS frt_mean_s,
     turn_sum / nullIf(turn_n, 0) AS art_s,
     sla_ok / nullIf(sla_n, 0) AS sla_rate,
     if(channel IN ('call', '(none)'), NULL, toInt64(missed)) AS missed_conversations,
@@ -32,8 +31,8 @@ SELECT
     if(channel = 'call', answered / nullIf(offered, 0), NULL) AS answer_rate,
     if(channel = 'call', toInt64(missed_calls), NULL) AS missed_calls,
     if(channel = 'call', toInt64(abandoned), NULL) AS abandoned_calls,
-    if(empty(wait_v), NULL, arrayAvg(wait_v)) AS wait_mean_s,
-    if(empty(wait_v), NULL, arrayReduce('quantileExactInclusive(0.5)', wait_v)) AS wait_median_s,
+    if(wait_n = 0, NULL, wait_mean) AS wait_mean_s,
+    if(wait_n = 0, NULL, wait_q[1]) AS wait_median_s,
     talk_sum / nullIf(talk_n, 0) AS talk_mean_s,
     csat_ok / nullIf(csat_n, 0) AS csat,
     100 * (toFloat64(nps_promoters) - toFloat64(nps_detractors)) / nullIf(nps_n, 0) AS nps,
@@ -46,15 +45,13 @@ SELECT
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_n)) AS bot_conversations,
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_kept)) AS bot_contained,
     if(channel IN ('call', '(none)'), NULL, bot_kept / nullIf(bot_n, 0)) AS bot_containment_rate,
-    if(empty(handoff_v), NULL, handoff_q[1]) AS handoff_wait_median_s,
-    if(empty(handoff_v), NULL, handoff_q[2]) AS handoff_wait_p90_s
+    if(handoff_n = 0, NULL, handoff_q[1]) AS handoff_wait_median_s,
+    if(handoff_n = 0, NULL, handoff_q[2]) AS handoff_wait_p90_s
 FROM
 (
     SELECT
         channel,
         sumIf(d_conv_n, live) AS conv_n,
-        groupArrayArrayIf(d_frt, live) AS frt_v,
-        arrayReduce('quantilesExactInclusive(0.5, 0.9)', frt_v) AS frt_q,
         sumIf(d_turn_sum, live) AS turn_sum,
         sumIf(d_turn_n, live) AS turn_n,
         sumIf(d_sla_n, live) AS sla_n,
@@ -65,7 +62,6 @@ FROM
         sumIf(d_answered, live) AS answered,
         sumIf(d_missed_calls, live) AS missed_calls,
         sumIf(d_abandoned, live) AS abandoned,
-        groupArrayArrayIf(d_wait, live) AS wait_v,
         sumIf(d_talk_sum, live) AS talk_sum,
         sumIf(d_talk_n, live) AS talk_n,
         -- open conversations: missed once now reaches their deadline, else an `other` contact
@@ -80,9 +76,7 @@ FROM
         sumIf(d_nps_promoters, live) AS nps_promoters,
         sumIf(d_nps_detractors, live) AS nps_detractors,
         sumIf(d_bot_n, live) AS bot_n,
-        sumIf(d_bot_kept, live) AS bot_kept,
-        groupArrayArrayIf(d_handoff, live) AS handoff_v,
-        arrayReduce('quantilesExactInclusive(0.5, 0.9)', handoff_v) AS handoff_q
+        sumIf(d_bot_kept, live) AS bot_kept
     FROM
     (
         -- per (day, channel): the net of its rows; the measures only for the period's days
@@ -92,7 +86,6 @@ FROM
             day >= {date_from:Date32} AND day < {date_to:Date32} AS live,
             sum(items) AS d_items,
             sumIf(conv_n, live) AS d_conv_n,
-            map_values(sumMapIf(frt, live)) AS d_frt,
             sumIf(turn_sum, live) AS d_turn_sum,
             sumIf(turn_n, live) AS d_turn_n,
             sumIf(sla_n, live) AS d_sla_n,
@@ -104,7 +97,6 @@ FROM
             sumIf(answered, live) AS d_answered,
             sumIf(missed_calls, live) AS d_missed_calls,
             sumIf(abandoned, live) AS d_abandoned,
-            map_values(sumMapIf(wait, live)) AS d_wait,
             sumIf(talk_sum, live) AS d_talk_sum,
             sumIf(talk_n, live) AS d_talk_n,
             sumIf(other, live) AS d_other,
@@ -126,13 +118,44 @@ FROM
             sumIf(nps_promoters, live) AS d_nps_promoters,
             sumIf(nps_detractors, live) AS d_nps_detractors,
             sumIf(bot_n, live) AS d_bot_n,
-            sumIf(bot_kept, live) AS d_bot_kept,
-            map_values(sumMapIf(handoff, live)) AS d_handoff
+            sumIf(bot_kept, live) AS d_bot_kept
         FROM rollup_service
         GROUP BY day, channel
     )
     GROUP BY channel
     -- the all-time row set (S8): a channel with an item on any day
     HAVING sum(d_items) > 0
-)
+) AS a
+LEFT JOIN
+(
+    SELECT
+        v_channel,
+        anyIf(q, metric = 'frt') AS frt_q,
+        sumIf(n, metric = 'frt') AS frt_n,
+        anyIf(mean, metric = 'frt') AS frt_mean,
+        anyIf(q, metric = 'wait') AS wait_q,
+        sumIf(n, metric = 'wait') AS wait_n,
+        anyIf(mean, metric = 'wait') AS wait_mean,
+        anyIf(q, metric = 'handoff') AS handoff_q,
+        sumIf(n, metric = 'handoff') AS handoff_n
+    FROM
+    (
+        SELECT v_channel, metric, quantilesExactInclusive(0.5, 0.9)(value) AS q, avg(value) AS mean, count() AS n
+        FROM
+        (
+            -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
+            -- repairs that; the query still answers)
+            SELECT channel AS v_channel, tupleElement(m, 1) AS metric, value, sum(c) AS net
+            FROM rollup_service
+            ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
+            ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
+            WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
+            GROUP BY v_channel, metric, value
+            HAVING net > 0
+        )
+        ARRAY JOIN range(toUInt64(net)) AS copy
+        GROUP BY v_channel, metric
+    )
+    GROUP BY v_channel
+) AS v ON v.v_channel = a.channel
 ORDER BY channel
