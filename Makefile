@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# test processes of `make test` (pytest-xdist; every test has its own database and topic prefix):
+# most tests wait on the broker, consumer groups and child processes, so two halve the wall time here
+TEST_WORKERS ?= 2
 
 .PHONY: run test install bench bench-10m schemas clean lint report dashboards faults
 
@@ -20,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-debian-package.sh chromium chromium || echo "chromium not installed: the report screenshot test will be skipped"
 	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # the fault suite (tests/faults/run.py): SIGKILLs, broker restart, warehouse outage, rebalances in both
 # topologies, every run against the reference; one line per fault kind. `make test` runs a short version.

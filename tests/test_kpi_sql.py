@@ -44,6 +44,9 @@ def compute_kpis(client, settings, grouping, **kwargs):
     return _compute_kpis(client, settings, grouping, **kwargs)
 
 
+pipeline_kpis = _compute_kpis  # the KPI SQL over what the pipeline wrote, stage tables as they are
+
+
 def ts(s: str) -> datetime:
     """'2026-05-01 10:00:02.5' -> aware UTC datetime."""
     return datetime.fromisoformat(s).replace(tzinfo=UTC)
@@ -256,8 +259,9 @@ def expected_examples() -> dict:
 def test_examples_facts_match_expected(client, settings, facts, model):
     load_examples(facts)
     exp = expected_examples()
+    refresh_stage_tables(client)
     for grouping in ("channels", "campaigns", "operators", "service"):
-        rows = compute_kpis(client, settings, grouping, model=model)
+        rows = _compute_kpis(client, settings, grouping, model=model)
         check_types(rows, grouping)
         want = {}
         for g, w in exp[grouping].items():
@@ -425,10 +429,13 @@ def compare_all(client, settings, events, periods, models=MODELS,
                 config: ref.ReferenceConfig = ref.ReferenceConfig(), *, kpis=None,
                 one_model: tuple[str, ...] = ()) -> tuple[int, list[str]]:
     """Every cell of every grouping, model and period: SQL vs reference. Returns (cells, mismatches).
-    `kpis`: the function that computes the SQL side (default: after recomputing the stage
-    tables, as the facts here are inserted directly); `one_model`: groupings checked under
-    the first model only."""
-    kpis = kpis or compute_kpis
+    `kpis`: the function that computes the SQL side (default: the KPI SQL after recomputing the
+    stage tables once, for facts inserted directly; pass `pipeline_kpis` for a warehouse the
+    pipeline wrote, so its own stage tables are what is compared); `one_model`: groupings
+    checked under the first model only."""
+    if kpis is None:
+        refresh_stage_tables(client)
+        kpis = _compute_kpis
     cells, bad = 0, []
     for date_from, date_to in periods:
         for grouping in ("channels", "campaigns", "operators", "service"):
@@ -712,7 +719,8 @@ def test_end_to_end_examples(client, settings):
     path = CONTRACT / "examples.jsonl"
     _replay(settings, path)
     events = read_jsonl(path)
-    cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 10))])
+    cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 10))],
+                             kpis=pipeline_kpis)
     print(f"examples end to end: {cells - len(bad)} of {cells} cells equal")
     assert not bad, "\n".join(bad[:40])
     exp = expected_examples()
@@ -723,11 +731,11 @@ def test_end_to_end_examples(client, settings):
                 flat = {k: v for k, v in w.items() if k not in MODELS}
                 flat.update(w.get(model, {}))
                 want[g] = flat
-            assert_rows(compute_kpis(client, settings, grouping, model=model), want, grouping)
+            assert_rows(pipeline_kpis(client, settings, grouping, model=model), want, grouping)
     # replaying the same file again changes no KPI (cli.md)
-    before = {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
+    before = {g: pipeline_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
     _replay(settings, path)
-    assert {g: compute_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
+    assert {g: pipeline_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
 
 
 def test_configured_targets_and_timeout(client, settings, facts, sim_file):
@@ -745,7 +753,7 @@ def test_configured_targets_and_timeout(client, settings, facts, sim_file):
 def test_end_to_end_simulated(client, settings, sim_file):
     _replay(settings, sim_file)
     events = read_jsonl(sim_file)
-    cells, bad = compare_all(client, settings, events, SIM_PERIODS)
+    cells, bad = compare_all(client, settings, events, SIM_PERIODS, kpis=pipeline_kpis)
     print(f"simulated end to end: {cells - len(bad)} of {cells} cells equal")
     assert cells > 1000
     assert not bad, f"{len(bad)} of {cells} cells differ:\n" + "\n".join(bad[:60])

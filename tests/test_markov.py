@@ -157,6 +157,6 @@ def test_simulated_markov_matches_the_reference(client, settings, tmp_path):
     assert got["p_conversion"] == pytest.approx(want["p_conversion"], abs=1e-12)
     assert got["removal_effects"] == {k: pytest.approx(v, abs=1e-12) for k, v in want["removal_effects"].items()}
     cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 4))],
-                             models=("markov",))
+                             models=("markov",), kpis=compute_kpis)
     assert cells > 100
     assert not bad, "\n".join(bad[:40])

@@ -6,10 +6,13 @@ to the independent reference (tests/reference/kpis.py), every event stored and t
 exact; every chunk is answered at the first try."""
 from __future__ import annotations
 
+import pytest
+
 from tests.faults.measure import simulated_input
 from tests.faults.run import production_run
 
 
+@pytest.mark.slow  # make test: the production run of tests/faults/test_faults.py, the same checks with faults
 def test_events_posted_to_ingest_only_reach_the_warehouse_over_http_exactly(tmp_path):
     data = simulated_input(days=2, visitors_per_day=100, seed=5)
     m = production_run(tmp_path, data, [], pause=0.0)

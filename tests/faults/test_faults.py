@@ -1,10 +1,10 @@
-"""The fault suite's short version in `make test`: each fault kind of tests/faults/run.py once
-(a SIGKILL per process role, a 10 s warehouse outage, two rebalances, a broker restart), plus the in-process
-kind poison-record (the transient error in each warehouse write of each stage is
+"""The fault suite's short version in `make test`: the fault kinds of tests/faults/run.py once
+(a SIGKILL of the warehouse sink and of enrich, a 10 s warehouse outage, a rebalance, a broker restart,
+a SIGKILLed replay), plus the in-process kind poison-record (the transient error in each warehouse write of each stage is
 tests/test_retry_replay.py's, before and after each write). Every run is
 measured against the independent reference: 0 events lost, 0 KPI cells different, dead letters
 exact. The lines go to the terminal summary (`make faults` runs the full version, each kind alone).
-The short version groups the kinds into three runs (tests/faults/run.py PROFILES)."""
+The short version groups the kinds into two runs (tests/faults/run.py PROFILES)."""
 from __future__ import annotations
 
 import asyncio
