@@ -43,6 +43,22 @@ def pytest_configure(config):
                                        "interface (tests/chdb_http_server.py)")
 
 
+FAULT_LINE = "fault_line"  # the user property of tests/faults/conftest.py's fault_lines
+_fault_lines: list[str] = []  # in the process that prints the summary (xdist's controller, or the only one)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _fault_lines.extend(v for k, v in report.user_properties if k == FAULT_LINE)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _fault_lines:
+        terminalreporter.section("fault suite (short)")
+        for line in _fault_lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_generate_tests(metafunc):
     if "warehouse_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("over_http"):
         metafunc.parametrize("warehouse_kind", ["chdb", "http"])

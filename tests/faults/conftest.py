@@ -1,13 +1,12 @@
-"""The fault suite's lines (tests/faults/test_faults.py) are printed at the end of the session.
-
-A test puts its `kind: runs N, ...` lines in `fault_lines`; they travel in the test's report
-(user properties), so the summary has them also when the tests ran in pytest-xdist workers."""
+"""The fault suite's lines (tests/faults/test_faults.py): a test puts its `kind: runs N, ...` lines
+in `fault_lines`; they travel in the test's report (user properties), and tests/conftest.py prints
+them at the end of the session (also when the tests ran in pytest-xdist workers, whose controller
+loads only the top conftest)."""
 from __future__ import annotations
 
 import pytest
 
-PROPERTY = "fault_line"
-_LINES: list[str] = []  # in the process that prints the summary (the controller under xdist)
+from tests.conftest import FAULT_LINE
 
 
 @pytest.fixture
@@ -15,16 +14,4 @@ def fault_lines(request) -> list[str]:
     """Where a fault test puts its `kind: runs N, ...` lines."""
     lines: list[str] = []
     yield lines
-    request.node.user_properties.extend((PROPERTY, line) for line in lines)
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "teardown":
-        _LINES.extend(v for k, v in report.user_properties if k == PROPERTY)
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    if _LINES:
-        terminalreporter.section("fault suite (short)")
-        for line in _LINES:
-            terminalreporter.write_line(line)
+    request.node.user_properties.extend((FAULT_LINE, line) for line in lines)
