@@ -31,7 +31,7 @@ async def running_app(settings: Settings, pipe: Pipeline, client, host: str, por
     write keys (refreshed in the background while the app runs, when the store has a warehouse
     client); None: no authentication. `suppression`, `quotas`: given by the process that owns
     them (several ingest processes on one port, `reuse_port`); by default this process's own."""
-    producer = await start_producer(pipe.bootstrap, idempotent=True)
+    producer = await start_producer(pipe.bootstrap, idempotent=True, linger_ms=settings.ingest_linger_ms)
     publisher = Publisher(Validator(settings), producer, pipe.topics, max_event_bytes=settings.max_event_bytes,
                           report_repeats=True, produce_timeout_s=settings.produce_timeout_s,
                           suppression=suppression or Suppression.following(client, settings))

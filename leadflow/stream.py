@@ -61,13 +61,18 @@ async def in_stage_thread(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(_STAGE_THREAD, functools.partial(fn, *args))
 
 
-async def start_producer(bootstrap: str, *, idempotent: bool = False) -> AIOKafkaProducer:
+STAGE_LINGER_MS = 5  # a stage produces a batch's records at once; 5 ms more lets them fill record batches
+
+
+async def start_producer(bootstrap: str, *, idempotent: bool = False,
+                         linger_ms: int = STAGE_LINGER_MS) -> AIOKafkaProducer:
     """A producer waiting for every in-sync replica (acks=all). `idempotent`: the broker drops a batch
     the producer sends again after a lost acknowledgement (ingest). A broker without idempotent
     producers (the embedded Tansu answers InitProducerId with an error) gets a plain acks=all one,
-    with a warning: a resent batch then lands twice and the sinks drop the copy by event_id."""
+    with a warning: a resent batch then lands twice and the sinks drop the copy by event_id.
+    `linger_ms`: how long a record batch waits for more records before it goes."""
     if idempotent:
-        producer = _producer(bootstrap, True)
+        producer = _producer(bootstrap, True, linger_ms)
         sender_log = logging.getLogger("aiokafka.producer.sender")  # logs the refusal as an ERROR
         level = sender_log.level
         sender_log.setLevel(logging.CRITICAL)
@@ -80,14 +85,14 @@ async def start_producer(bootstrap: str, *, idempotent: bool = False) -> AIOKafk
                         bootstrap, type(exc).__name__)
         finally:
             sender_log.setLevel(level)
-    producer = _producer(bootstrap, False)
+    producer = _producer(bootstrap, False, linger_ms)
     await producer.start()
     return producer
 
 
-def _producer(bootstrap: str, idempotent: bool) -> AIOKafkaProducer:
+def _producer(bootstrap: str, idempotent: bool, linger_ms: int) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, max_request_size=16 << 20,
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, max_batch_size=1 << 20, max_request_size=16 << 20,
         acks="all", enable_idempotence=idempotent,
     )
 
