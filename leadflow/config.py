@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     http_body_timeout_s: float = Field(30.0, gt=0)  # ... and its whole body within this (else 408)
     produce_timeout_s: float = Field(10.0, gt=0)  # the broker must acknowledge a request's events within this
     # how long ingest's record batches wait for more records: requests produced together already share
-    # a round trip (GroupSender), so each ms here is a ms on every request (5 ms: 1,418-1,761 requests/s
-    # with two processes here; 1 ms: 1,830-2,117, p50 at 70% 7-12 ms instead of 14-17; README)
+    # a round trip (GroupSender), so each ms here is a ms on every request (two processes here, 5 ms:
+    # 1,418-1,761 requests/s; 1 ms: 1,669-2,117, median 1,938; README "HTTP ingest")
     ingest_linger_ms: int = Field(1, ge=0, le=1000)
     # Write keys (`leadflow keys`): ingest keeps them in memory and reloads them this often.
     keys_refresh_s: float = Field(2.0, gt=0)
