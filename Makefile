@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # test processes of `make test` (pytest-xdist; every test has its own database and topic prefix):
-# most tests wait on the broker, consumer groups and child processes, so two halve the wall time here
+# most tests wait on the broker, consumer groups and child processes, so two halve the wall time here;
+# tests marked `alone` (a memory bound under load) run afterwards, by themselves
 TEST_WORKERS ?= 2
 
 .PHONY: run test install bench bench-10m schemas clean lint report dashboards faults
@@ -23,7 +24,8 @@ run: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure-debian-package.sh chromium chromium || echo "chromium not installed: the report screenshot test will be skipped"
 	@bash scripts/ensure-debian-package.sh prometheus promtool prometheus || echo "prometheus not installed: alert tests will be skipped"
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not alone" -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "alone and not slow" $(PYTEST_ARGS)
 
 # the fault suite (tests/faults/run.py): SIGKILLs, broker restart, warehouse outage, rebalances in both
 # topologies, every run against the reference; one line per fault kind. `make test` runs a short version.

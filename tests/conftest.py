@@ -39,6 +39,8 @@ def chdb_dir(tmp_path_factory) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a longer variant of a test `make test` runs in a shorter form; "
                                        "`make faults` runs these (pytest -m slow)")
+    config.addinivalue_line("markers", "alone: measures a server's memory against a bound; `make test` runs these "
+                                       "after the others, with no other test running beside them")
     config.addinivalue_line("markers", "over_http: run on the embedded engine and again over ClickHouse's HTTP "
                                        "interface (tests/chdb_http_server.py)")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from leadflow.config import load_settings
@@ -216,6 +217,7 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.alone  # another test process beside it changes how many bodies are in memory at once
 def test_fifty_hostile_requests_at_once_hold_memory_down(settings, tmp_path):
     """`serve --ingest-only --no-auth` in its own process; 50 requests of up to 10 MiB at once (JSON
     Lines of `1`, a huge array, a malformed array, chunked bodies of unknown size, a body over the
