@@ -32,7 +32,8 @@ import zstandard
 from leadflow import metrics
 from leadflow.privacy import IdentityHasher
 from leadflow.replay import replay
-from tests.test_kpi_sql import compare_all, pipeline_kpis, read_jsonl
+from services.attribution.kpis import compute_kpis
+from tests.test_kpi_sql import compare_all, read_jsonl
 
 VISITOR = "v-canary-7731"
 EMAIL_SENT = " Canary.Person+Erase@Example.ORG "
@@ -266,7 +267,7 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     expected_input = tmp_path / "without-canary.jsonl"  # the input without the canary's events
     expected_input.write_text("\n".join(sim_lines) + "\n")
     reference_input = read_jsonl(expected_input)
-    cells, bad = compare_all(client, settings, reference_input, PERIODS[:1], kpis=pipeline_kpis)  # every grouping, model, KPI
+    cells, bad = compare_all(client, settings, reference_input, PERIODS[:1], kpis=compute_kpis)  # every grouping, model, KPI
     assert cells > 500 and not bad, "\n".join(bad[:40])
 
     # a later event with their phone, in another format: dropped at ingest and counted
@@ -288,7 +289,7 @@ def test_forget_erases_the_canary_everywhere_and_keeps_them_out(client, settings
     assert again.accepted == 0 and again.rejected == 1
     assert table_hits(client, found) == {}
     cells, bad = compare_all(client, settings, reference_input, PERIODS, models=("linear",),
-                            kpis=pipeline_kpis)
+                            kpis=compute_kpis)
     assert cells > 200 and not bad, "\n".join(bad[:40])
 
 

@@ -18,7 +18,7 @@ import pytest
 from leadflow import warehouse
 from services.attribution import profiles
 from services.attribution.kpis import OUTPUT_KEYS
-from services.attribution.kpis import compute_kpis as _compute_kpis
+from services.attribution.kpis import compute_kpis as sql_kpis  # the KPI SQL over the tables as they are
 from services.enrich.winners import write_call_winners
 
 CONTRACT = Path(__file__).resolve().parents[1] / "docs" / "contract"  # the contract, kept in the repo
@@ -41,10 +41,7 @@ def refresh_stage_tables(client) -> None:
 
 def compute_kpis(client, settings, grouping, **kwargs):
     refresh_stage_tables(client)
-    return _compute_kpis(client, settings, grouping, **kwargs)
-
-
-pipeline_kpis = _compute_kpis  # the KPI SQL over what the pipeline wrote, stage tables as they are
+    return sql_kpis(client, settings, grouping, **kwargs)
 
 
 def ts(s: str) -> datetime:
@@ -261,7 +258,7 @@ def test_examples_facts_match_expected(client, settings, facts, model):
     exp = expected_examples()
     refresh_stage_tables(client)
     for grouping in ("channels", "campaigns", "operators", "service"):
-        rows = _compute_kpis(client, settings, grouping, model=model)
+        rows = sql_kpis(client, settings, grouping, model=model)
         check_types(rows, grouping)
         want = {}
         for g, w in exp[grouping].items():
@@ -430,12 +427,12 @@ def compare_all(client, settings, events, periods, models=MODELS,
                 one_model: tuple[str, ...] = ()) -> tuple[int, list[str]]:
     """Every cell of every grouping, model and period: SQL vs reference. Returns (cells, mismatches).
     `kpis`: the function that computes the SQL side (default: the KPI SQL after recomputing the
-    stage tables once, for facts inserted directly; pass `pipeline_kpis` for a warehouse the
-    pipeline wrote, so its own stage tables are what is compared); `one_model`: groupings
-    checked under the first model only."""
+    stage tables once, for facts inserted directly; pass `sql_kpis`, services.attribution.kpis'
+    compute_kpis, for a warehouse the pipeline wrote, so its own stage tables are what is
+    compared); `one_model`: groupings checked under the first model only."""
     if kpis is None:
         refresh_stage_tables(client)
-        kpis = _compute_kpis
+        kpis = sql_kpis
     cells, bad = 0, []
     for date_from, date_to in periods:
         for grouping in ("channels", "campaigns", "operators", "service"):
@@ -537,9 +534,9 @@ def call(at, call_id, phone, outcome, op=None, direction="inbound", answered_aft
 
 def check_against_reference(client, settings, facts, events, periods=((None, None),)):
     load_reference_facts(facts, events)
-    cells, bad = compare_all(client, settings, events, list(periods))
+    cells, bad = compare_all(client, settings, events, list(periods))  # recomputes the stage tables
     assert not bad, "\n".join(bad[:40])
-    return {g: {r[GROUP_KEY[g]]: r for r in compute_kpis(client, settings, g)}
+    return {g: {r[GROUP_KEY[g]]: r for r in sql_kpis(client, settings, g)}
             for g in ("channels", "campaigns", "operators", "service")}
 
 
@@ -720,7 +717,7 @@ def test_end_to_end_examples(client, settings):
     _replay(settings, path)
     events = read_jsonl(path)
     cells, bad = compare_all(client, settings, events, [(None, None), (date(2026, 5, 2), date(2026, 5, 10))],
-                             kpis=pipeline_kpis)
+                             kpis=sql_kpis)
     print(f"examples end to end: {cells - len(bad)} of {cells} cells equal")
     assert not bad, "\n".join(bad[:40])
     exp = expected_examples()
@@ -731,11 +728,11 @@ def test_end_to_end_examples(client, settings):
                 flat = {k: v for k, v in w.items() if k not in MODELS}
                 flat.update(w.get(model, {}))
                 want[g] = flat
-            assert_rows(pipeline_kpis(client, settings, grouping, model=model), want, grouping)
+            assert_rows(sql_kpis(client, settings, grouping, model=model), want, grouping)
     # replaying the same file again changes no KPI (cli.md)
-    before = {g: pipeline_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
+    before = {g: sql_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY}
     _replay(settings, path)
-    assert {g: pipeline_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
+    assert {g: sql_kpis(client, settings, g, model="time_decay") for g in GROUP_KEY} == before
 
 
 def test_configured_targets_and_timeout(client, settings, facts, sim_file):
@@ -753,7 +750,7 @@ def test_configured_targets_and_timeout(client, settings, facts, sim_file):
 def test_end_to_end_simulated(client, settings, sim_file):
     _replay(settings, sim_file)
     events = read_jsonl(sim_file)
-    cells, bad = compare_all(client, settings, events, SIM_PERIODS, kpis=pipeline_kpis)
+    cells, bad = compare_all(client, settings, events, SIM_PERIODS, kpis=sql_kpis)
     print(f"simulated end to end: {cells - len(bad)} of {cells} cells equal")
     assert cells > 1000
     assert not bad, f"{len(bad)} of {cells} cells differ:\n" + "\n".join(bad[:60])
