@@ -4,7 +4,8 @@
 -- rollup_campaigns_<model> (migration 0037; markov's credits summed when asked). Rows: every campaign with a present item, all time (M8). The
 -- row's channel: the channel of its earliest spend row (one spend winner per campaign and
 -- day: the channel on its first spend day), else of its first touch (the smallest
--- (touch_at, event_id) key), read from each campaign's first months only.
+-- (touch_at, event_id) key), read from each campaign's first spend day and first touched day
+-- only (a touch is dated by its touch_at, the key's first part).
 SELECT
     key AS campaign_id,
     if(spend_channel != '', spend_channel, touch_channel) AS channel,
@@ -38,8 +39,8 @@ FROM
 ) AS m
 LEFT JOIN
 (
-    -- the row channel from the first month with spend and the first month with a touch (nets
-    -- of presence are never negative: a month's sum is positive iff one of its days is)
+    -- the row channel from the first day with spend and the first day with a touch (nets of
+    -- presence are never negative: a day's sum is positive iff one of its rows is)
     SELECT campaign_id,
            CAST(argMinIf(channel, day, spend_n > 0) AS String) AS spend_channel,
            CAST(argMinIf(channel, first, first != '') AS String) AS touch_channel
@@ -52,14 +53,14 @@ LEFT JOIN
         (
             SELECT campaign_id, day, channel, sum(spend_rows) AS spend_n, sumMap(touches) AS t
             FROM rollup_campaign_channels
-            WHERE (campaign_id, toStartOfMonth(day)) IN
+            WHERE (campaign_id, day) IN
             (
-                SELECT campaign_id, arrayJoin([minIf(month, spend_n > 0), minIf(month, touch_n > 0)])
+                SELECT campaign_id, arrayJoin([minIf(day, spend_n > 0), minIf(day, touch_n > 0)])
                 FROM
                 (
-                    SELECT campaign_id, toStartOfMonth(day) AS month, sum(spend_rows) AS spend_n, sum(n) AS touch_n
+                    SELECT campaign_id, day, sum(spend_rows) AS spend_n, sum(n) AS touch_n
                     FROM rollup_campaign_channels
-                    GROUP BY campaign_id, month
+                    GROUP BY campaign_id, day
                 )
                 GROUP BY campaign_id
             )
