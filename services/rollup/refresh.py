@@ -8,9 +8,7 @@ Per grouping G, the folder `sql/G/` holds
               Parameters: those of the reference query that are settings
               (`item_parameters`), never the period or "now": items are all-time and dated.
   kpis.sql    the grouping's KPIs read from `rollup_G`: the reference query's parameters
-              and output columns (services/attribution/kpis/query.py). `@quantiles@` in it
-              stands for sql/quantiles.sql (exact medians and p90s read by value bucket from
-              rollup_quantiles, migration 0038) for the grouping.
+              and output columns (services/attribution/kpis/query.py).
 and a migration creates `rollup_items_G` (entity String, sign Int8, ...: a signed log,
 MergeTree ORDER BY entity) with materialized views from it into `rollup_G`
 (AggregatingMergeTree by day and group).
@@ -75,12 +73,7 @@ def item_sql(grouping: str, kind: str) -> str | None:
 
 @lru_cache(maxsize=None)
 def kpis_sql(grouping: str) -> str:
-    """The grouping's kpis.sql, with `@quantiles@` replaced by sql/quantiles.sql for the grouping."""
-    sql = (SQL_DIR / grouping / "kpis.sql").read_text(encoding="utf-8")
-    if "@quantiles@" in sql:
-        quantiles = (SQL_DIR / "quantiles.sql").read_text(encoding="utf-8").replace("@grouping@", f"'{grouping}'")
-        sql = sql.replace("@quantiles@", quantiles)
-    return sql
+    return (SQL_DIR / grouping / "kpis.sql").read_text(encoding="utf-8")
 
 
 def item_parameters(settings: "Settings") -> dict[str, Any]:

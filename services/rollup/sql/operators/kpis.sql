@@ -6,8 +6,10 @@
 --
 -- Rows: every operator with items, all time (O1: `items` > 0 over every day); figures: the
 -- sums of the period's days.
---   quantiles   the reference's quantilesExactInclusive(0.5, 0.9) and mean, read by value
---               bucket from rollup_quantiles (services/rollup/sql/quantiles.sql, migration 0038)
+--   quantiles   the reference's quantilesExactInclusive(0.5, 0.9) and mean over the period's
+--               value -> count entries as rows, netted per (operator, value), each value
+--               repeated its net count times (rows and a hash GROUP BY: merging the maps with
+--               sumMap costs several times more at 10M events)
 --   concurrency maxIntersections: the highest running sum (at least 0) of the period's interval
 --               ends' deltas in point order, each point's deltas summed together (a window's
 --               peers: a stored +1 and its retraction's -1 cancel); the ends' encoding
@@ -71,11 +73,21 @@ LEFT JOIN
         sumIf(n, metric = 'handoff') AS handoff_n
     FROM
     (
-        SELECT q_grp AS v_operator, metric, q, mean, n
+        SELECT v_operator, metric, quantilesExactInclusive(0.5, 0.9)(value) AS q, avg(value) AS mean, count() AS n
         FROM
         (
-            @quantiles@
+            -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
+            -- repairs that; the query still answers)
+            SELECT operator_id AS v_operator, tupleElement(m, 1) AS metric, value, sum(c) AS net
+            FROM rollup_operators
+            ARRAY JOIN [('frt', frt), ('handoff', handoff)] AS m
+            ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
+            WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
+            GROUP BY v_operator, metric, value
+            HAVING net > 0
         )
+        ARRAY JOIN range(toUInt64(net)) AS copy
+        GROUP BY v_operator, metric
     )
     GROUP BY v_operator
 ) AS v ON v.v_operator = a.operator_id

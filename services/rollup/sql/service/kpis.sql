@@ -5,8 +5,10 @@
 -- Rows of rollup_service are summed per (day, channel) first (parts not merged yet hold signed
 -- rows; a day's net of each map key is >= 0), then per channel over the days in
 -- [date_from, date_to); the row set is every channel with an item on any day (S8).
--- Exact quantiles and means (subquery v): read by value bucket from rollup_quantiles
--- (services/rollup/sql/quantiles.sql, migration 0038). Missed conversations and what depends on them (lost
+-- Exact quantiles and means (subquery v): the period's value -> count map entries as rows,
+-- netted per (channel, value), each value repeated its net count times, then the reference's
+-- own quantilesExactInclusive (rows and a hash GROUP BY: merging the maps with sumMap costs
+-- several times more at 10M events). Missed conversations and what depends on them (lost
 -- revenue's `other` base and deals) are decided here with the query's "now": open conversations
 -- are kept as deadline (ms) -> count.
 WITH
@@ -138,11 +140,21 @@ LEFT JOIN
         sumIf(n, metric = 'handoff') AS handoff_n
     FROM
     (
-        SELECT q_grp AS v_channel, metric, q, mean, n
+        SELECT v_channel, metric, quantilesExactInclusive(0.5, 0.9)(value) AS q, avg(value) AS mean, count() AS n
         FROM
         (
-            @quantiles@
+            -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
+            -- repairs that; the query still answers)
+            SELECT channel AS v_channel, tupleElement(m, 1) AS metric, value, sum(c) AS net
+            FROM rollup_service
+            ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
+            ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
+            WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
+            GROUP BY v_channel, metric, value
+            HAVING net > 0
         )
+        ARRAY JOIN range(toUInt64(net)) AS copy
+        GROUP BY v_channel, metric
     )
     GROUP BY v_channel
 ) AS v ON v.v_channel = a.channel
