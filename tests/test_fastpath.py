@@ -129,3 +129,24 @@ def test_the_fast_path_answers_only_what_the_full_path_answers(event):
         without = VALIDATOR.check_value(event, b"raw", origin="http", default_source="p", received_at=now,
                                         occurrences=InputOccurrences())
     assert with_fast == without
+
+
+def test_declined_events_leave_nothing_behind():
+    # each decline raises inside a check; a shared exception instance would keep every raise's
+    # frames (and the events they hold) alive through its ever longer __traceback__
+    import gc
+    import tracemalloc
+    event = next(e for e in VALID if e["type"] == "deal_won")
+    declined = [{**event, "event_id": f"d-{i}", "currency": "GBP"} for i in range(5000)]
+    assert dump_valid(declined[0], CTX) is None
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for obj in declined:
+            assert dump_valid(obj, CTX) is None
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes kept after 5,000 declined events"

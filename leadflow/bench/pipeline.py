@@ -12,8 +12,11 @@ import orjson
 from leadflow.bench.rss import TreeSampler
 
 
-def measure_pipeline(events_file: Path, warehouse_dir: Path, lines: int) -> dict:
+def measure_pipeline(events_file: Path, warehouse_dir: Path, lines: int, *, rollups: bool) -> dict:
+    """`rollups`: with the rollup stage (LEADFLOW_ROLLUPS) or without it. The caller's other
+    LEADFLOW_* settings are left out, so a bench never writes into a configured production."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
+    env["LEADFLOW_ROLLUPS"] = "true" if rollups else "false"
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadflow.cli", "replay", str(events_file), "--warehouse", str(warehouse_dir),
@@ -29,6 +32,7 @@ def measure_pipeline(events_file: Path, warehouse_dir: Path, lines: int) -> dict
     summary = orjson.loads(out)
     return {
         "lines": lines,
+        "rollups": rollups,
         "seconds": round(wall, 3),
         "events_per_s": round(lines / wall, 1),
         "seconds_inside_replay": summary["seconds"],
