@@ -117,8 +117,9 @@ def test_rebuild_equals_reference(sim):
     settings, _ = sim
     client = client_of(settings)
     assert rebuild(client, settings, only=[G]) == {G: 0}  # the pipeline's rollup stage kept them current
-    client.command(f"TRUNCATE TABLE rollup_items_{G}")  # from nothing: what a new warehouse's rebuild does
-    client.command(f"TRUNCATE TABLE rollup_{G}")
+    # from nothing: what a new warehouse's rebuild does
+    for table in (f"rollup_items_{G}", f"rollup_{G}", "rollup_operator_points", "rollup_operator_peaks"):
+        client.command(f"TRUNCATE TABLE {table}")
     written = rebuild(client, settings, only=[G])
     assert written[G] > 300
     results = assert_equal_to_reference(client, settings)
@@ -316,3 +317,61 @@ def test_concurrency_ties_and_row_set_by_hand(settings, client, replay_events):
     assert refresh(client, G, "call", ["z"], item_parameters(settings)) == 0  # the stage took it out already
     everything, = assert_equal_to_reference(client, settings, [(None, None)])
     assert "op-z" not in [r["operator_id"] for r in everything]
+
+
+def _max_conc(rows: list[dict]) -> dict[str, int]:
+    return {r["operator_id"]: r["max_concurrency"] for r in rows if r["operator_id"] == "op-x"}
+
+
+def test_concurrency_across_midnights_and_period_edges(settings, client, replay_events):
+    # op-x's intervals cross the midnights where periods start and end: a day's stored peak
+    # (migration 0038) holds only when every point of that day belongs to an item of the period;
+    # otherwise the query reads the day's points of the period's items. Items are dated by the
+    # call's start (10 s before the answer).
+    calls = [
+        _call("x1", "op-x", "2026-04-30T23:50:00.000Z", "2026-05-01T00:20:00.000Z"),  # an April item
+        _call("x2", "op-x", "2026-05-01T00:10:00.000Z", "2026-05-01T00:30:00.000Z"),
+        _call("x3", "op-x", "2026-05-01T00:15:00.000Z", "2026-05-01T00:25:00.000Z"),
+        _call("x4", "op-x", "2026-05-31T23:55:00.000Z", "2026-06-01T00:10:00.000Z"),  # a May item ending in June
+        _call("x5", "op-x", "2026-06-01T00:05:00.000Z", "2026-06-01T00:20:00.000Z"),
+        _call("x6", "op-x", "2026-06-01T00:06:00.000Z", "2026-06-01T00:07:00.000Z"),
+    ]
+    replay_events(calls)
+    periods = [(None, None), (date(2026, 4, 1), date(2026, 5, 1)), (date(2026, 5, 1), date(2026, 6, 1)),
+               (date(2026, 6, 1), date(2026, 7, 1)), (date(2026, 5, 31), date(2026, 6, 2)),
+               (date(2026, 4, 30), date(2026, 5, 2))]
+    # by hand: all time 3 (x1, x2, x3 at 00:15 on May 1; x4, x5, x6 at 00:06 on June 1); April
+    # only x1; May x2 and x3 (x1 is April's), x4 alone later; June x5 and x6; May 31 - June 1
+    # x4, x5 and x6; April 30 - May 1 x1, x2 and x3
+    want = [3, 1, 2, 2, 3, 3]
+    got = [_max_conc(rows)["op-x"] for rows in assert_equal_to_reference(client, settings, periods)]
+    assert got == want
+    # the days are stored per point day: one row each for April 30, May 1, May 31 and June 1
+    days = client.query("SELECT pday, net, peak, first_day, last_day, points FROM rollup_operator_peaks FINAL "
+                        "WHERE operator_id = 'op-x' ORDER BY pday").result_rows
+    may1 = (date(2026, 5, 1) - date(1970, 1, 1)).days
+    assert [d[0] for d in days] == [may1 - 1, may1, may1 + 30, may1 + 31]
+    assert days[1][1:] == (-1, 2, date(2026, 4, 30), date(2026, 5, 1), 5)  # x1's end, x2's and x3's ends
+
+    # x3 and x6 restated as missed: their intervals leave, and the days' peaks with them
+    replay_events([{k: v for k, v in _call(c, "", a, e, v=2, outcome="missed", occurred_at=e.replace(":00.000Z", ":01.000Z")).items()
+                    if k not in ("operator_id", "answered_at")}
+                   for c, a, e in (("x3", "2026-05-01T00:15:00.000Z", "2026-05-01T00:25:00.000Z"),
+                                   ("x6", "2026-06-01T00:06:00.000Z", "2026-06-01T00:07:00.000Z"))])
+    got = [_max_conc(rows)["op-x"] for rows in assert_equal_to_reference(client, settings, periods)]
+    assert got == [2, 1, 1, 1, 2, 2]
+
+    # a crash between the items' insert and the peaks' statement: the retry (the same ids again,
+    # no item left to write) recomputes the days from every item row the entities ever had
+    client.command("ALTER TABLE rollup_operator_peaks DELETE WHERE operator_id = 'op-x'", settings={"mutations_sync": 2})
+    assert refresh(client, G, "call", [f"x{i}" for i in range(1, 7)], item_parameters(settings)) == 0
+    got = [_max_conc(rows)["op-x"] for rows in assert_equal_to_reference(client, settings, periods)]
+    assert got == [2, 1, 1, 1, 2, 2]
+    # the migration's backfill (run again here: it truncates first) gives the same days
+    before = client.query("SELECT * EXCEPT version FROM rollup_operator_peaks FINAL WHERE points > 0 ORDER BY ALL").result_rows
+    from leadflow.warehouse import list_migrations
+    mig = next(m for m in list_migrations() if m.version == 38)
+    for stmt in mig.statements():
+        client.command(stmt)
+    after = client.query("SELECT * EXCEPT version FROM rollup_operator_peaks FINAL WHERE points > 0 ORDER BY ALL").result_rows
+    assert after == before and len(before) == 4

@@ -82,6 +82,28 @@ def measure_summaries(client, settings: Settings, repeats: int, month: tuple[dat
     return out
 
 
+DAY_MS4 = 4 * 86_400_000  # a day in the operators' interval-end points (ms * 4 + order, migration 0038)
+
+
+def _stretched_column(column: str, columns: list[str], first: date, k: int) -> str:
+    """One column of a stretched copy of a rollup table (row i of k copies): `day` moves to
+    first + (day - first) * k + i; a table keyed by the points' day (`pday`, days since 1970)
+    moves that way too, and its other days and its points by as many days as `pday` moved."""
+    if "pday" not in columns:
+        if column == "day":
+            return f"toDate32(addDays(toDate32('{first}'), dateDiff('day', toDate32('{first}'), day) * {k} + i)) AS day"
+        return column
+    base = (first - date(1970, 1, 1)).days
+    shift = f"((pday - {base}) * {k - 1} + i)"
+    if column == "pday":
+        return f"toInt32(pday + {shift}) AS pday"
+    if column in ("day", "first_day", "last_day"):
+        return f"toDate32(addDays({column}, {shift})) AS {column}"
+    if column == "point":
+        return f"point + {shift} * {DAY_MS4} AS point"
+    return column
+
+
 def stretched_rollups(client, settings: Settings, repeats: int, model: str) -> dict:
     """The rollup queries with the rollups' days spread over three years (see the module doc)."""
     database = settings.clickhouse_database
@@ -98,17 +120,16 @@ def stretched_rollups(client, settings: Settings, repeats: int, model: str) -> d
         days = None
         rollup_views = []
         for name, engine, create in tables:
-            if name.startswith("rollup_") and not name.startswith("rollup_items_") and engine == "AggregatingMergeTree":
-                columns = [c for (c,) in client.query(
-                    "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
-                    "ORDER BY position", parameters={"d": database, "t": name}).result_rows]
+            columns = [c for (c,) in client.query(
+                "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
+                "ORDER BY position", parameters={"d": database, "t": name}).result_rows]
+            if (name.startswith("rollup_") and not name.startswith("rollup_items_") and engine.endswith("MergeTree")
+                    and ("day" in columns or "pday" in columns)):
                 client.command(f"CREATE TABLE {scratch}.{name} AS {database}.{name}")
-                select = ", ".join(
-                    f"toDate32(addDays(toDate32('{first}'), dateDiff('day', toDate32('{first}'), {c}) * {k} + i)) AS {c}"
-                    if c == "day" else c for c in columns)
+                select = ", ".join(_stretched_column(c, columns, first, k) for c in columns)
                 client.command(f"INSERT INTO {scratch}.{name} SELECT {select} FROM {database}.{name} "
                                f"ARRAY JOIN range({k}) AS i")
-                if days is None and "day" in columns:
+                if days is None and "day" in columns and "pday" not in columns:
                     days = client.query(f"SELECT uniqExact(day) FROM {scratch}.{name}").result_rows[0][0]
             elif engine == "View" and name.startswith("rollup_"):
                 rollup_views.append(create.replace(f"{database}.", f"{scratch}."))  # over the stretched tables

@@ -322,7 +322,7 @@ def _refresh_rollups(client: Client, settings: Settings, work: _Work, others: Di
             removed[table] = n
     aggregates = [t for (t,) in client.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'rollup\\_%' "
-        "AND name NOT LIKE 'rollup\\_items\\_%' AND engine = 'AggregatingMergeTree'").result_rows]
+        "AND name NOT LIKE 'rollup\\_items\\_%' AND engine LIKE '%MergeTree'").result_rows]
     return removed, [t for t in aggregates if t not in removed]
 
 

@@ -9,6 +9,9 @@ Per grouping G, the folder `sql/G/` holds
               (`item_parameters`), never the period or "now": items are all-time and dated.
   kpis.sql    the grouping's KPIs read from `rollup_G`: the reference query's parameters
               and output columns (services/attribution/kpis/query.py).
+  derived.sql (optional) a statement run after each refresh that recomputes what is stored
+              beside the rollup from the refreshed entities' items (`rollup_entities`):
+              figures a sum cannot carry, such as operators' day peaks of concurrency.
 and a migration creates `rollup_items_G` (entity String, sign Int8, ...: a signed log,
 MergeTree ORDER BY entity) with materialized views from it into `rollup_G`
 (AggregatingMergeTree by day and group).
@@ -68,6 +71,12 @@ def item_groupings() -> tuple[str, ...]:
 @lru_cache(maxsize=None)
 def item_sql(grouping: str, kind: str) -> str | None:
     path = SQL_DIR / grouping / f"{kind}.sql"
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+@lru_cache(maxsize=None)
+def derived_sql(grouping: str) -> str | None:
+    path = SQL_DIR / grouping / "derived.sql"
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
@@ -268,6 +277,9 @@ def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[st
         except Exception as exc:
             metrics.WAREHOUSE_WRITE_FAILURES.labels(table=table).inc()
             raise WarehouseError(f"insert into {table} failed: {exc}") from exc
+    derived = derived_sql(grouping)
+    if derived is not None:  # also when nothing was written: a retry after a crash right before it
+        client.command(derived)
     kind_label = next(iter(todo)) if len(todo) == 1 else "several"
     metrics.ROLLUP_REFRESH_SECONDS.labels(grouping=grouping, kind=kind_label).observe(time.perf_counter() - started)
     metrics.ROLLUP_ITEM_ROWS.labels(grouping=grouping).inc(written)

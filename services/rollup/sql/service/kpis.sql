@@ -6,9 +6,9 @@
 -- rows; a day's net of each map key is >= 0), then per channel over the days in
 -- [date_from, date_to); the row set is every channel with an item on any day (S8).
 -- Exact quantiles and means (subquery v): the period's value -> count map entries as rows,
--- netted per (channel, value), each value repeated its net count times, then the reference's
--- own quantilesExactInclusive (rows and a hash GROUP BY: merging the maps with sumMap costs
--- several times more at 10M events). Missed conversations and what depends on them (lost
+-- netted per (channel, value) (rows and a hash GROUP BY: merging the maps with sumMap costs
+-- several times more at 10M events), then the reference's quantilesExactInclusive formula
+-- over the sorted (value, count) pairs, so no value is repeated its count times. Missed conversations and what depends on them (lost
 -- revenue's `other` base and deals) are decided here with the query's "now": open conversations
 -- are kept as deadline (ms) -> count.
 WITH
@@ -140,21 +140,34 @@ LEFT JOIN
         sumIf(n, metric = 'handoff') AS handoff_n
     FROM
     (
-        SELECT v_channel, metric, quantilesExactInclusive(0.5, 0.9)(value) AS q, avg(value) AS mean, count() AS n
+        SELECT
+            v_channel, metric, n, total / n AS mean,
+            -- quantilesExactInclusive(0.5, 0.9) without repeating the values: of the n sorted values
+            -- a_1..a_n, h = level * (n - 1) + 1, k = floor(h), a_k + (h - k) * (a_(k+1) - a_k);
+            -- a_r is the first value whose running count reaches r
+            arrayMap(h -> vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1
+                          + (h - toFloat64(toInt64(h)))
+                            * (vs[arrayFirstIndex(c -> c >= least(toInt64(h) + 1, n), cum)].1
+                               - vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1),
+                     [0.5 * toFloat64(n - 1) + 1, 0.9 * toFloat64(n - 1) + 1]) AS q
         FROM
         (
-            -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
-            -- repairs that; the query still answers)
-            SELECT channel AS v_channel, tupleElement(m, 1) AS metric, value, sum(c) AS net
-            FROM rollup_service
-            ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
-            ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
-            WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
-            GROUP BY v_channel, metric, value
-            HAVING net > 0
+            SELECT v_channel, metric, arraySort(groupArray((value, net))) AS vs, arrayCumSum(arrayMap(x -> x.2, vs)) AS cum,
+                   cum[-1] AS n, sum(value * net) AS total
+            FROM
+            (
+                -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
+                -- repairs that; the query still answers)
+                SELECT channel AS v_channel, tupleElement(m, 1) AS metric, value, sum(c) AS net
+                FROM rollup_service
+                ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
+                ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
+                WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
+                GROUP BY v_channel, metric, value
+                HAVING net > 0
+            )
+            GROUP BY v_channel, metric
         )
-        ARRAY JOIN range(toUInt64(net)) AS copy
-        GROUP BY v_channel, metric
     )
     GROUP BY v_channel
 ) AS v ON v.v_channel = a.channel
