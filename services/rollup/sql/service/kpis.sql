@@ -5,10 +5,13 @@
 -- Rows of rollup_service are summed per (day, channel) first (parts not merged yet hold signed
 -- rows; a day's net of each map key is >= 0), then per channel over the days in
 -- [date_from, date_to); the row set is every channel with an item on any day (S8).
--- Exact quantiles and means (subquery v): the period's value -> count map entries as rows,
--- netted per (channel, value) (rows and a hash GROUP BY: merging the maps with sumMap costs
--- several times more at 10M events), then the reference's quantilesExactInclusive formula
--- over the sorted (value, count) pairs, so no value is repeated its count times. Missed conversations and what depends on them (lost
+-- Exact quantiles and means (subquery v) by value bucket (migration 0039): the period's counts
+-- per (channel, metric, bucket) give n, the mean, and for each rank the reference's
+-- quantilesExactInclusive needs (h = level * (n - 1) + 1, k = floor(h): ranks k and k + 1) its
+-- bucket and its place among that bucket's values; only those buckets' values are read
+-- (about a tenth of the period's values), netted per value, and the formula
+-- a_k + (h - k) * (a_(k+1) - a_k) applied. What is read grows with days x buckets plus the
+-- values of a few buckets, not with every distinct value. Missed conversations and what depends on them (lost
 -- revenue's `other` base and deals) are decided here with the query's "now": open conversations
 -- are kept as deadline (ms) -> count.
 WITH
@@ -140,34 +143,63 @@ LEFT JOIN
         sumIf(n, metric = 'handoff') AS handoff_n
     FROM
     (
+        -- the exact quantiles by value bucket (migration 0039): the period's count per bucket gives
+        -- n, the mean and, for each rank wanted (k of each level, then k + 1), its bucket and its
+        -- place among that bucket's values; only those buckets' values are then read
+        WITH
+            ranks AS
+            (
+                SELECT grp, metric, n, total,
+                       arrayMap(level -> level * toFloat64(n - 1) + 1, [0.5, 0.9]) AS h,
+                       arrayMap(x -> toInt64(x), h) AS k,
+                       arrayConcat(k, arrayMap(x -> least(x + 1, n), k)) AS wanted,
+                       arrayMap(r -> arrayFirstIndex(c -> c >= r, cum), wanted) AS pos,
+                       arrayMap(p -> hs[p].1, pos) AS buckets,
+                       arrayMap((r, p) -> r - if(p = 1, 0, cum[p - 1]), wanted, pos) AS places
+                FROM
+                (
+                    SELECT grp, metric, arraySort(groupArray((bucket, bn))) AS hs, arrayCumSum(arrayMap(x -> x.2, hs)) AS cum,
+                           cum[-1] AS n, sum(bt) AS total
+                    FROM
+                    (
+                        SELECT grp, metric, bucket, sum(n) AS bn, sum(total) AS bt
+                        FROM rollup_quantile_buckets
+                        WHERE grouping = 'service' AND day >= {date_from:Date32} AND day < {date_to:Date32}
+                        GROUP BY grp, metric, bucket
+                        HAVING bn > 0
+                    )
+                    GROUP BY grp, metric
+                )
+            ),
+            vals AS
+            (
+                SELECT grp, metric, bucket, arraySort(groupArray((value, vn))) AS vs, arrayCumSum(arrayMap(x -> x.2, vs)) AS vcum
+                FROM
+                (
+                    SELECT grp, metric, bucket, value, sum(n) AS vn
+                    FROM rollup_quantiles
+                    WHERE grouping = 'service' AND day >= {date_from:Date32} AND day < {date_to:Date32}
+                      AND (grp, metric, bucket) IN (SELECT grp, metric, arrayJoin(buckets) FROM ranks)
+                    GROUP BY grp, metric, bucket, value
+                    HAVING vn > 0
+                )
+                GROUP BY grp, metric, bucket
+            )
         SELECT
-            v_channel, metric, n, total / n AS mean,
-            -- quantilesExactInclusive(0.5, 0.9) without repeating the values: of the n sorted values
-            -- a_1..a_n, h = level * (n - 1) + 1, k = floor(h), a_k + (h - k) * (a_(k+1) - a_k);
-            -- a_r is the first value whose running count reaches r
-            arrayMap(h -> vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1
-                          + (h - toFloat64(toInt64(h)))
-                            * (vs[arrayFirstIndex(c -> c >= least(toInt64(h) + 1, n), cum)].1
-                               - vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1),
-                     [0.5 * toFloat64(n - 1) + 1, 0.9 * toFloat64(n - 1) + 1]) AS q
+            grp AS v_channel, metric, any(r.n) AS rn, any(r.total) / rn AS mean, any(r.h) AS rh, any(r.k) AS rk,
+            arrayMap(x -> x.2, arraySort(groupArray((i, v.vs[arrayFirstIndex(c -> c >= place, v.vcum)].1)))) AS a,
+            -- quantilesExactInclusive's formula: a_k + (h - k) * (a_(k+1) - a_k)
+            arrayMap(j -> a[j] + (rh[j] - toFloat64(rk[j])) * (a[j + 2] - a[j]), [1, 2]) AS q,
+            rn AS n
         FROM
         (
-            SELECT v_channel, metric, arraySort(groupArray((value, net))) AS vs, arrayCumSum(arrayMap(x -> x.2, vs)) AS cum,
-                   cum[-1] AS n, sum(value * net) AS total
-            FROM
-            (
-                -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
-                -- repairs that; the query still answers)
-                SELECT channel AS v_channel, tupleElement(m, 1) AS metric, value, sum(c) AS net
-                FROM rollup_service
-                ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
-                ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
-                WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
-                GROUP BY v_channel, metric, value
-                HAVING net > 0
-            )
-            GROUP BY v_channel, metric
-        )
+            -- each rank wanted, with its bucket and its place among the bucket's values
+            SELECT grp, metric, n, total, h, k, i, buckets[i] AS bucket, places[i] AS place
+            FROM ranks
+            ARRAY JOIN arrayEnumerate(wanted) AS i
+        ) AS r
+        INNER JOIN vals AS v ON v.grp = r.grp AND v.metric = r.metric AND v.bucket = r.bucket
+        GROUP BY grp, metric
     )
     GROUP BY v_channel
 ) AS v ON v.v_channel = a.channel
