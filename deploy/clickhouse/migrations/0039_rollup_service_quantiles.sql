@@ -9,8 +9,8 @@
 -- rollup_quantiles         per (grouping, metric, group, bucket, day, value): the signed count,
 --                          ordered so that one bucket's values are one range of the primary key
 -- grouping 'service': group = the conversation channel, metrics frt, wait, handoff (the item
--- log's columns, migration 0034). Both tables are fed from the item log by materialized views,
--- as rollup_service is: a retracted item's -1 takes its value out of both.
+-- log's columns, migration 0034). The values are fed from the item log by a materialized view, as
+-- rollup_service is, and the buckets from the values: a retracted item's -1 takes its value out of both.
 --
 -- The bucket of a value v (seconds) is floor(log2(1 + v) * 8), mirrored below 0: 8 buckets per
 -- doubling, non-decreasing in v, so the buckets' order is the values' order; at 60 s a bucket is
@@ -65,18 +65,13 @@ FROM
 )
 GROUP BY metric, grp, bucket, day, value;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_quantile_buckets_service_mv TO rollup_quantile_buckets AS
-SELECT 'service' AS grouping, metric, grp, day, bucket, sum(toInt64(sign)) AS n, sum(sign * value) AS total
-FROM
-(
-    SELECT sign, day, channel AS grp, tupleElement(m, 1) AS metric, assumeNotNull(tupleElement(m, 2)) AS value,
-           if(value >= 0, toInt32(floor(log2(1 + value) * 8)), -1 - toInt32(floor(log2(1 - value) * 8))) AS bucket
-    FROM rollup_items_service
-    ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
-    WHERE tupleElement(m, 2) IS NOT NULL
-)
-GROUP BY metric, grp, day, bucket;
+-- the buckets follow the values (the view fires on the rows the view above writes)
+CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_quantile_buckets_mv TO rollup_quantile_buckets AS
+SELECT grouping, metric, grp, day, bucket, sum(c) AS n, sum(c * value) AS total
+FROM (SELECT grouping, metric, grp, day, bucket, value, n AS c FROM rollup_quantiles)
+GROUP BY grouping, metric, grp, day, bucket;
 
+-- the item rows stored before this migration (the same SELECT as the view's; the buckets follow)
 INSERT INTO rollup_quantiles
 SELECT 'service' AS grouping, metric, grp, bucket, day, value, sum(toInt64(sign)) AS n
 FROM
@@ -87,16 +82,4 @@ FROM
     ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
     WHERE tupleElement(m, 2) IS NOT NULL
 )
-GROUP BY metric, grp, bucket, day, value;
-
-INSERT INTO rollup_quantile_buckets
-SELECT 'service' AS grouping, metric, grp, day, bucket, sum(toInt64(sign)) AS n, sum(sign * value) AS total
-FROM
-(
-    SELECT sign, day, channel AS grp, tupleElement(m, 1) AS metric, assumeNotNull(tupleElement(m, 2)) AS value,
-           if(value >= 0, toInt32(floor(log2(1 + value) * 8)), -1 - toInt32(floor(log2(1 - value) * 8))) AS bucket
-    FROM rollup_items_service
-    ARRAY JOIN [('frt', frt), ('wait', wait), ('handoff', handoff)] AS m
-    WHERE tupleElement(m, 2) IS NOT NULL
-)
-GROUP BY metric, grp, day, bucket
+GROUP BY metric, grp, bucket, day, value
