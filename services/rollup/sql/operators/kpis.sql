@@ -7,10 +7,11 @@
 -- Rows: every operator with items, all time (O1: `items` > 0 over every day); figures: the
 -- sums of the period's days.
 --   quantiles   the reference's quantilesExactInclusive(0.5, 0.9) and mean over the period's
---               value -> count entries as rows, netted per (operator, value) (rows and a hash
---               GROUP BY: merging the maps with sumMap costs several times more at 10M events),
---               then ClickHouse's formula applied to the sorted (value, count) pairs, so no
---               value is repeated its count times
+--               values, read as rows from rollup_quantiles (migration 0039): each row's value
+--               repeated its count times; an (operator, metric) with a retraction not merged
+--               yet (a -1 row) is netted per value first. An operator holds a value or two a
+--               day, so the rows cost what the values do; reading them as rows (not as the map
+--               entries of rollup_operators) and taking ClickHouse's own quantile is what is fast
 --   concurrency maxIntersections: the highest running sum (at least 0) of the period's interval
 --               ends' deltas in point order, each point's deltas summed together (a stored +1
 --               and its retraction's -1 cancel); the ends' encoding (ms * 4 + order) keeps the
@@ -61,7 +62,10 @@ FROM
         sumIf(bot_n, live) AS bot_n
     FROM
     (
-        SELECT *, day >= {date_from:Date32} AND day < {date_to:Date32} AS live
+        -- the sums only (not the maps: they are most of the table)
+        SELECT operator_id, items, handled, converted, messages, templated, transfers, sla_n, sla_ok, art_sum, art_n,
+               csat_n, csat_ok, nps_n, nps_promoters, nps_detractors, bot_n,
+               day >= {date_from:Date32} AND day < {date_to:Date32} AS live
         FROM rollup_operators
     )
     GROUP BY operator_id
@@ -78,34 +82,32 @@ LEFT JOIN
         sumIf(n, metric = 'handoff') AS handoff_n
     FROM
     (
-        SELECT
-            v_operator, metric, n, total / n AS mean,
-            -- quantilesExactInclusive(0.5, 0.9) without repeating the values: of the n sorted values
-            -- a_1..a_n, h = level * (n - 1) + 1, k = floor(h), a_k + (h - k) * (a_(k+1) - a_k);
-            -- a_r is the first value whose running count reaches r
-            arrayMap(h -> vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1
-                          + (h - toFloat64(toInt64(h)))
-                            * (vs[arrayFirstIndex(c -> c >= least(toInt64(h) + 1, n), cum)].1
-                               - vs[arrayFirstIndex(c -> c >= toInt64(h), cum)].1),
-                     [0.5 * toFloat64(n - 1) + 1, 0.9 * toFloat64(n - 1) + 1]) AS q
+        SELECT grp AS v_operator, metric, quantilesExactInclusive(0.5, 0.9)(value) AS q, avg(value) AS mean,
+               count() AS n
         FROM
         (
-            SELECT v_operator, metric, arraySort(groupArray((value, net))) AS vs, arrayCumSum(arrayMap(x -> x.2, vs)) AS cum,
-                   cum[-1] AS n, sum(value * net) AS total
-            FROM
-            (
-                -- a value's net count is >= 0 unless two refreshes of one entity raced (a rebuild
-                -- repairs that; the query still answers)
-                SELECT operator_id AS v_operator, tupleElement(m, 1) AS metric, value, sum(c) AS net
-                FROM rollup_operators
-                ARRAY JOIN [('frt', frt), ('handoff', handoff)] AS m
-                ARRAY JOIN tupleElement(tupleElement(m, 2), 1) AS value, tupleElement(tupleElement(m, 2), 2) AS c
-                WHERE day >= {date_from:Date32} AND day < {date_to:Date32}
-                GROUP BY v_operator, metric, value
-                HAVING net > 0
-            )
-            GROUP BY v_operator, metric
+            -- an (operator, metric) without a retraction in the period (a -1 row not merged with
+            -- its +1 yet): its rows as they are
+            SELECT grp, metric, value, n AS c
+            FROM rollup_quantiles
+            WHERE grouping = 'operators' AND day >= {date_from:Date32} AND day < {date_to:Date32} AND n > 0
+              AND (grp, metric) NOT IN (
+                    SELECT grp, metric FROM rollup_quantiles
+                    WHERE grouping = 'operators' AND day >= {date_from:Date32} AND day < {date_to:Date32} AND n < 0)
+            UNION ALL
+            -- one with: netted per value first (a net below 0, from two refreshes of one entity that
+            -- raced, is left out; a rebuild repairs it)
+            SELECT grp, metric, value, sum(n) AS c
+            FROM rollup_quantiles
+            WHERE grouping = 'operators' AND day >= {date_from:Date32} AND day < {date_to:Date32}
+              AND (grp, metric) IN (
+                    SELECT grp, metric FROM rollup_quantiles
+                    WHERE grouping = 'operators' AND day >= {date_from:Date32} AND day < {date_to:Date32} AND n < 0)
+            GROUP BY grp, metric, value
+            HAVING c > 0
         )
+        ARRAY JOIN range(toUInt64(c)) AS copy
+        GROUP BY grp, metric
     )
     GROUP BY v_operator
 ) AS v ON v.v_operator = a.operator_id
