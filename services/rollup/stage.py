@@ -58,7 +58,7 @@ def apply(client: Client, dirty: Dirty, params: dict, clock: VersionClock) -> in
     return written
 
 
-def catch_up(client: Client, settings: Settings, *, chunk: int = 500_000, progress=None) -> int:
+def catch_up(client: Client, settings: Settings, *, chunk: int = rollups.REFRESH_CHUNK, progress=None) -> int:
     """Refresh every entity `rollup_queue` holds as pending (what a bulk load deferred), `chunk`
     entities at a time; returns how many. A failed attempt leaves the rest pending: run again."""
     entities = [entity for (entity,) in client.query(PENDING_SQL).result_rows]
