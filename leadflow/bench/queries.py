@@ -122,11 +122,12 @@ def stretched_rollups(client, settings: Settings, repeats: int, model: str) -> d
         days = None
         rollup_views = []
         for name, engine, create in tables:
+            stored = (name.startswith("rollup_") and not name.startswith("rollup_items_")
+                      and engine.endswith("MergeTree") and name not in NOT_STRETCHED)
             columns = [c for (c,) in client.query(
                 "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
-                "ORDER BY position", parameters={"d": database, "t": name}).result_rows]
-            if (name.startswith("rollup_") and not name.startswith("rollup_items_") and engine.endswith("MergeTree")
-                    and ("day" in columns or "pday" in columns) and name not in NOT_STRETCHED):
+                "ORDER BY position", parameters={"d": database, "t": name}).result_rows] if stored else []
+            if "day" in columns or "pday" in columns:
                 client.command(f"CREATE TABLE {scratch}.{name} AS {database}.{name}")
                 select = ", ".join(_stretched_column(c, columns, first, k) for c in columns)
                 client.command(f"INSERT INTO {scratch}.{name} SELECT {select} FROM {database}.{name} "

@@ -320,10 +320,10 @@ def _refresh_rollups(client: Client, settings: Settings, work: _Work, others: Di
         if n:
             client.command(f"ALTER TABLE {table} DELETE WHERE {named}", settings={"mutations_sync": 2})
             removed[table] = n
-    aggregates = [t for (t,) in client.query(
+    stored = [t for (t,) in client.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'rollup\\_%' "
         "AND name NOT LIKE 'rollup\\_items\\_%' AND engine LIKE '%MergeTree'").result_rows]
-    return removed, [t for t in aggregates if t not in removed]
+    return removed, [t for t in stored if t not in removed]
 
 
 def wait_for_outdated_parts(client: Client, tables: list[str], seconds: float) -> int:

@@ -56,9 +56,9 @@ ALL_IDS = {
     "survey": "SELECT DISTINCT event_id FROM surveys",
 }
 SKIPPED_COLUMNS = ("entity", "sign")
-# entities of each kind per statement of a rebuild or a bulk catch-up: chdb holds one statement's
-# diff in the process's memory (at 10M events, 500,000 per kind peaked at 2,397 MiB for a rebuild,
-# 100,000 at 1,325 MiB, taking 130 s instead of 102 s)
+# entities per statement of a rebuild (of each kind) or of a bulk catch-up (of all kinds): chdb
+# holds one statement's diff in the process's memory (a 10M-event rebuild peaked at 2,397 MiB with
+# 500,000, at 1,325 MiB with 100,000, taking 130 s instead of 102 s)
 REFRESH_CHUNK = 100_000
 
 
@@ -72,16 +72,19 @@ def item_groupings() -> tuple[str, ...]:
     return tuple(g for g in groupings() if any(item_sql(g, kind) for kind in KINDS))
 
 
+def _optional_sql(grouping: str, name: str) -> str | None:
+    path = SQL_DIR / grouping / f"{name}.sql"
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
 @lru_cache(maxsize=None)
 def item_sql(grouping: str, kind: str) -> str | None:
-    path = SQL_DIR / grouping / f"{kind}.sql"
-    return path.read_text(encoding="utf-8") if path.exists() else None
+    return _optional_sql(grouping, kind)
 
 
 @lru_cache(maxsize=None)
 def derived_sql(grouping: str) -> str | None:
-    path = SQL_DIR / grouping / "derived.sql"
-    return path.read_text(encoding="utf-8") if path.exists() else None
+    return _optional_sql(grouping, "derived")
 
 
 @lru_cache(maxsize=None)
