@@ -15,8 +15,8 @@ import pytest
 from services.attribution.kpis.query import GROUPINGS, OUTPUT_KEYS, compute_kpis
 from services.attribution.models import MODELS
 from services.rollup import refresh as rollups
-from services.rollup.dirty import PENDING_SQL, Dirty
-from services.rollup.stage import RollupStage, ensure_current
+from services.rollup.dirty import PENDING_SQL, QUEUE_COLUMNS, Dirty
+from services.rollup.stage import RollupStage, catch_up, ensure_current
 from tests.faults_inject import Fault, InjectedFault, inject
 from tests.simdata import SIM_PERIOD, SIM_START, simulated_warehouse
 
@@ -116,6 +116,27 @@ def test_a_batch_handled_again_writes_nothing_and_a_failed_one_is_finished_by_it
     stage.process(_records(dirty))
     assert differences(client, settings) == []
     assert stage.apply(dirty) == 0
+
+
+def test_catch_up_refreshes_what_is_pending_a_part_at_a_time(sim):
+    """catch_up reads the pending entities a part at a time (their hash), not all at once: with
+    parts of about five entities it refreshes every one, once, and leaves nothing pending."""
+    settings, client = sim
+    dirty = _some_entities(client)
+    table, cols = "rollup_items_service", ", ".join(f"`{c}`" for c in rollups.item_columns(client, "service"))
+    victims = sorted(f"conversation:{c}" for c in dirty.ids["conversation"])[-3:]  # their items taken out
+    client.command(f"INSERT INTO {table} (entity, sign, {cols}) SELECT entity, -toInt8(n), {cols} FROM "
+                   f"(SELECT entity, {cols}, sum(sign) AS n FROM {table} WHERE entity IN {tuple(victims)!r} "
+                   f"GROUP BY entity, {cols} HAVING n != 0)")
+    assert differences(client, settings, ("service",)) != []
+    version = client.query("SELECT max(version) + 1 FROM rollup_queue").result_rows[0][0]
+    client.insert("rollup_queue", dirty.queue_rows(version, 0), column_names=QUEUE_COLUMNS)
+    entities = len(dirty.entities())
+    calls = []
+    assert catch_up(client, settings, chunk=5, progress=lambda *a: calls.append(a)) == entities
+    assert len(calls) == -(-entities // 5) and calls[-1] == (entities, entities)
+    assert client.query(f"SELECT count() FROM ({PENDING_SQL})").result_rows[0][0] == 0
+    assert differences(client, settings) == []
 
 
 def test_other_settings_read_the_facts_until_the_items_are_rebuilt(sim):

@@ -293,31 +293,37 @@ def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[st
     return written
 
 
-def stored_ids(client: "Client", grouping: str, kind: str) -> list[str]:
+def all_ids_sql(grouping: str, kind: str) -> str:
+    """Every id of a kind the facts hold now (ALL_IDS) or the grouping's items still hold, once
+    (column `key`)."""
     prefix = kind + ":"
-    rows = client.query(
-        f"SELECT DISTINCT substring(entity, {len(prefix) + 1}) FROM rollup_items_{grouping} "
-        "WHERE startsWith(entity, {p:String})", parameters={"p": prefix}).result_rows
-    return [i for (i,) in rows]
+    return (f"SELECT DISTINCT key FROM (SELECT '' AS key WHERE 0 UNION ALL {ALL_IDS[kind]} UNION ALL "
+            f"SELECT substring(entity, {len(prefix) + 1}) FROM rollup_items_{grouping} "
+            f"WHERE startsWith(entity, '{prefix}'))")
 
 
 def rebuild(client: "Client", settings: "Settings", *, only: Iterable[str] | None = None,
             chunk: int = REFRESH_CHUNK, progress=None) -> dict[str, int]:
     """Reconcile every stored item with the facts (a new warehouse, changed settings,
-    an erasure): every id the facts or the items hold, `chunk` of each kind per statement.
-    Returns rows written per grouping. `progress(grouping, done, total)`."""
+    an erasure): every id the facts or the items hold, about `chunk` of each kind per statement.
+    Returns rows written per grouping. `progress(grouping, done, total)`.
+
+    The ids stay in the warehouse: a statement's share is read when it runs (the ids whose
+    hash falls in its part), so the process holds one part's ids, not millions."""
     params = item_parameters(settings)
     written: dict[str, int] = {}
     for grouping in (tuple(only) if only else item_groupings()):
-        ids = {kind: sorted({i for (i,) in client.query(ALL_IDS[kind]).result_rows}
-                            | set(stored_ids(client, grouping, kind)))
-               for kind in KINDS if item_sql(grouping, kind) is not None}
-        total = sum(map(len, ids.values()))
+        kinds = [kind for kind in KINDS if item_sql(grouping, kind) is not None]
+        counts = {kind: scalar(client, f"SELECT count() FROM ({all_ids_sql(grouping, kind)})") or 0 for kind in kinds}
+        total = sum(counts.values())
+        parts = max(1, -(-max(counts.values(), default=0) // chunk))
         n = done = 0
-        for start in range(0, max(map(len, ids.values()), default=0), chunk):
-            part = {kind: kind_ids[start:start + chunk] for kind, kind_ids in ids.items()}
-            n += refresh_grouping(client, grouping, part, params)
-            done += sum(map(len, part.values()))
+        for part in range(parts):
+            ids = {kind: [i for (i,) in client.query(
+                f"SELECT key FROM ({all_ids_sql(grouping, kind)}) WHERE cityHash64(key) % {parts} = {part}").result_rows]
+                for kind in kinds if counts[kind]}
+            n += refresh_grouping(client, grouping, ids, params)
+            done += sum(map(len, ids.values()))
             if progress is not None:
                 progress(grouping, done, total)
         written[grouping] = n

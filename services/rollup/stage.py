@@ -26,7 +26,7 @@ from leadflow.config import Settings
 from leadflow.stream import in_stage_thread
 from leadflow.topics import Stages, Topics
 from leadflow.versions import VersionClock
-from leadflow.warehouse import insert_rows
+from leadflow.warehouse import insert_rows, scalar
 from services.rollup import refresh as rollups
 from services.rollup.dirty import PENDING_SQL, QUEUE_COLUMNS, Dirty
 
@@ -59,22 +59,28 @@ def apply(client: Client, dirty: Dirty, params: dict, clock: VersionClock) -> in
 
 
 def catch_up(client: Client, settings: Settings, *, chunk: int = rollups.REFRESH_CHUNK, progress=None) -> int:
-    """Refresh every entity `rollup_queue` holds as pending (what a bulk load deferred), `chunk`
-    entities at a time; returns how many. A failed attempt leaves the rest pending: run again."""
-    entities = [entity for (entity,) in client.query(PENDING_SQL).result_rows]
+    """Refresh every entity `rollup_queue` holds as pending (what a bulk load deferred), about
+    `chunk` entities at a time; returns how many. A failed attempt leaves the rest pending: run
+    again. The pending entities stay in the warehouse: each chunk reads its share (the entities
+    whose hash falls in it) when it runs."""
     rebuilt = ensure_current(client, settings)  # a rebuild brings every entity up to date
+    pending = scalar(client, f"SELECT count() FROM ({PENDING_SQL})") or 0
     clock = VersionClock(("rollup_queue",))
     clock.sync(client)
     params = rollups.item_parameters(settings)
     if rebuilt:  # mark what was pending done, inside the warehouse (no writer runs beside a bulk load)
         client.command(f"INSERT INTO rollup_queue ({', '.join(QUEUE_COLUMNS)}) "
                        f"SELECT entity, {clock.next()}, 1 FROM ({PENDING_SQL})")
-        return len(entities)
-    for start in range(0, len(entities), chunk):
-        apply(client, Dirty.from_entities(entities[start:start + chunk]), params, clock)
+        return pending
+    parts, done = -(-pending // chunk), 0
+    for part in range(parts):
+        entities = [e for (e,) in client.query(
+            f"SELECT entity FROM ({PENDING_SQL}) WHERE cityHash64(entity) % {parts} = {part}").result_rows]
+        apply(client, Dirty.from_entities(entities), params, clock)
+        done += len(entities)
         if progress is not None:
-            progress(min(start + chunk, len(entities)), len(entities))
-    return len(entities)
+            progress(done, pending)
+    return pending
 
 
 class RollupStage:

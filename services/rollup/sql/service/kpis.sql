@@ -11,14 +11,13 @@
 -- bucket and its place among that bucket's values; only those buckets' values are read
 -- (about a tenth of the period's values), netted per value, and the formula
 -- a_k + (h - k) * (a_(k+1) - a_k) applied. What is read grows with days x buckets plus the
--- values of a few buckets, not with every distinct value. Missed conversations and what depends on them (lost
--- revenue's `other` base and deals) are decided here with the query's "now": open conversations
--- are kept as deadline (ms) -> count.
+-- values of a few buckets, not with every distinct value. Missed conversations and what depends
+-- on them (lost revenue's `other` base and deals) are decided here with the query's "now": open
+-- conversations are kept as deadline (ms) -> count, their deals with their deadline (subquery
+-- dl: the distinct deals of lost revenue as rows, migration 0040).
 WITH
     toUnixTimestamp64Milli(coalesce({now:Nullable(DateTime64(3, 'UTC'))},
-                                    (SELECT max(occurred_at) FROM raw_events))) AS now_ms,
-    -- the keys of a map that count (net count > 0)
-    m -> arrayFilter((k, c) -> c > 0, m.1, m.2) AS map_keys
+                                    (SELECT max(occurred_at) FROM raw_events))) AS now_ms
 SELECT
     a.channel AS channel,
     toInt64(if(channel = 'call', offered, conv_n)) AS conversations,
@@ -43,7 +42,7 @@ SELECT
     if(channel = '(none)', NULL,
        toFloat64(if(channel = 'call', missed_calls + abandoned, missed))
        * (other_converted / nullIf(other_n, 0))
-       * if(empty(other_deals), NULL, arrayAvg(arrayMap(d -> toFloat64(splitByChar('\t', d)[-1]), other_deals))))
+       * dl.deal_revenue_mean)
         AS lost_revenue,
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_n)) AS bot_conversations,
     if(channel IN ('call', '(none)'), NULL, toInt64(bot_kept)) AS bot_contained,
@@ -71,8 +70,6 @@ FROM
         sumIf(d_missed, live) + sumIf(d_pending_missed, live) AS missed,
         sumIf(d_other, live) + sumIf(d_pending_other, live) AS other_n,
         sumIf(d_other_hit, live) + sumIf(d_pending_other_hit, live) AS other_converted,
-        -- the distinct deals (`deal hash \t revenue`) found by `other` contacts (L3)
-        groupUniqArrayArrayIf(d_deals, live) AS other_deals,
         sumIf(d_csat_n, live) AS csat_n,
         sumIf(d_csat_ok, live) AS csat_ok,
         sumIf(d_nps_n, live) AS nps_n,
@@ -109,12 +106,6 @@ FROM
             arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_m.1, d_pending_m.2) AS d_pending_other,
             sumMapIf(pending_hit, live) AS d_pending_hit_m,
             arraySum((k, c) -> if(k > now_ms, c, 0), d_pending_hit_m.1, d_pending_hit_m.2) AS d_pending_other_hit,
-            sumMapIf(pending_deals, live) AS d_pending_deals_m,
-            arrayConcat(
-                map_keys(sumMapIf(deals, live)),
-                arrayMap(d -> substring(d, position(d, '\t') + 1),
-                         arrayFilter((d, c) -> c > 0 AND toInt64(substring(d, 1, position(d, '\t') - 1)) > now_ms,
-                                     d_pending_deals_m.1, d_pending_deals_m.2))) AS d_deals,
             sumIf(csat_n, live) AS d_csat_n,
             sumIf(csat_ok, live) AS d_csat_ok,
             sumIf(nps_n, live) AS d_nps_n,
@@ -129,6 +120,26 @@ FROM
     -- the all-time row set (S8): a channel with an item on any day
     HAVING sum(d_items) > 0
 ) AS a
+LEFT JOIN
+(
+    -- the distinct (deal, revenue) found by `other` contacts of the period (L3), from
+    -- rollup_service_deals (migration 0040): a row counts when its net is > 0 and its deadline
+    -- is after now (a pending conversation's deal counts while it is not missed yet)
+    SELECT channel AS d_channel, toNullable(avg(revenue)) AS deal_revenue_mean
+    FROM
+    (
+        SELECT DISTINCT channel, deal, revenue
+        FROM
+        (
+            SELECT channel, deal, revenue
+            FROM rollup_service_deals
+            WHERE day >= {date_from:Date32} AND day < {date_to:Date32} AND deadline > now_ms
+            GROUP BY channel, day, deadline, deal, revenue
+            HAVING sum(n) > 0
+        )
+    )
+    GROUP BY channel
+) AS dl ON dl.d_channel = a.channel
 LEFT JOIN
 (
     SELECT
