@@ -308,3 +308,18 @@ def test_deals_backfill_equals_view(wh):
     assert client.query(rows).result_rows == by_view
     assert client.query(pending).result_rows[0][1] == 0
     check_all(settings)
+
+
+def test_an_erased_persons_deals_leave_no_row(wh):
+    """`leadflow forget` takes the person's contacts out; rollup_service_deals (a SummingMergeTree)
+    drops the rows that net to 0 when forget merges the rollups: their deal's hash is gone."""
+    from services.erasure.forget import forget
+
+    settings, _ = wh
+    client = client_of(settings)
+    rows = ("SELECT count() FROM rollup_service_deals "
+            "WHERE deal = reinterpretAsUInt128(unhex(hex(sipHash128('D-rs-1'))))")
+    assert client.query(rows).result_rows[0][0] > 0
+    forget(client, settings, "phone", PHONE, wait_seconds=5)
+    assert client.query(rows).result_rows[0][0] == 0
+    check_all(settings)

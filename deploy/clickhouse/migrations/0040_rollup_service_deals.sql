@@ -8,8 +8,10 @@
 -- while now is before it), 9223372036854775807 for a contact that is `other` whatever now is.
 -- A query keeps the rows whose net is > 0 and whose deadline is after now, then the distinct
 -- (deal, revenue) of each channel: a grouping of 128-bit keys, not of strings out of maps.
--- Fed from the item log by a materialized view (a retracted item's -1 takes its rows out);
--- the item rows stored before this migration are copied in at the end.
+-- Fed from the item log by a materialized view (a retracted item's -1 takes its rows out; a
+-- SummingMergeTree drops a row whose count nets to 0 when parts merge, so an erased person's
+-- deals leave no row behind once `leadflow forget` has merged the rollups); the item rows
+-- stored before this migration are copied in at the end.
 --
 -- rollup_service's maps frt, wait, handoff (read from rollup_quantiles since 0039), deals and
 -- pending_deals (read from rollup_service_deals now) and rollup_operators' frt, handoff (0039)
@@ -25,9 +27,9 @@ CREATE TABLE IF NOT EXISTS rollup_service_deals
     deadline Int64,
     deal     UInt128,
     revenue  Float64,
-    n        SimpleAggregateFunction(sum, Int64)
+    n        Int64
 )
-ENGINE = AggregatingMergeTree
+ENGINE = SummingMergeTree
 ORDER BY (channel, day, deadline, deal, revenue)
 SETTINGS cleanup_delay_period = 1, max_cleanup_delay_period = 1, cleanup_delay_period_random_add = 0;
 
