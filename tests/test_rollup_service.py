@@ -297,10 +297,13 @@ def test_deals_backfill_equals_view(wh):
            "GROUP BY channel, day, deadline, deal, revenue HAVING c != 0 ORDER BY ALL"
     by_view = client.query(rows).result_rows
     # deals of `other` contacts, and the pending deal of A (its deadline), taken out again when A
-    # was answered (LATE): its rows net to 0
+    # was answered (LATE): the item log holds its +1 and -1; their rows net to 0 (or were merged away)
     assert any(d == 2**63 - 1 for _, _, d, *_ in by_view) and all(c > 0 for *_, c in by_view)
+    logged = ("SELECT sign FROM rollup_items_service WHERE entity = 'conversation:conv-A' "
+              "AND deadline IS NOT NULL AND notEmpty(deals) ORDER BY sign")
+    assert [s for (s,) in client.query(logged).result_rows] == [-1, 1]
     pending = "SELECT count(), sum(n) FROM rollup_service_deals WHERE deadline < 9223372036854775807"
-    assert client.query(pending).result_rows == [(2, 0)]
+    assert client.query(pending).result_rows[0] in ((0, 0), (2, 0))
     from leadflow.warehouse import list_migrations
     mig = next(m for m in list_migrations() if m.version == 40)
     for stmt in mig.statements():
