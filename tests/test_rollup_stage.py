@@ -88,6 +88,15 @@ def _log_rows(client) -> int:
                for g in rollups.item_groupings())
 
 
+def _take_items_out(client, grouping: str, entities: list[str]) -> None:
+    """An item log that disagrees with the facts (a lost write): these entities' items retracted."""
+    table = f"rollup_items_{grouping}"
+    cols = ", ".join(f"`{c}`" for c in rollups.item_columns(client, grouping))
+    client.command(f"INSERT INTO {table} (entity, sign, {cols}) SELECT entity, -toInt8(n), {cols} FROM "
+                   f"(SELECT entity, {cols}, sum(sign) AS n FROM {table} WHERE entity IN {tuple(entities)!r} "
+                   f"GROUP BY entity, {cols} HAVING n != 0)")
+
+
 def test_a_batch_handled_again_writes_nothing_and_a_failed_one_is_finished_by_its_retry(sim):
     settings, client = sim
     stage = RollupStage(client, _Topics(), settings)
@@ -98,13 +107,7 @@ def test_a_batch_handled_again_writes_nothing_and_a_failed_one_is_finished_by_it
 
     # an item log that disagrees with the facts (a lost write): two entities' items taken out
     grouping = "service" if rollups.item_sql("service", "conversation") else rollups.groupings()[0]
-    table = f"rollup_items_{grouping}"
-    columns = rollups.item_columns(client, grouping)
-    cols = ", ".join(f"`{c}`" for c in columns)
-    victims = sorted(f"conversation:{c}" for c in dirty.ids["conversation"])[:2]
-    client.command(f"INSERT INTO {table} (entity, sign, {cols}) SELECT entity, -toInt8(n), {cols} FROM "
-                   f"(SELECT entity, {cols}, sum(sign) AS n FROM {table} WHERE entity IN {tuple(victims)!r} "
-                   f"GROUP BY entity, {cols} HAVING n != 0)")
+    _take_items_out(client, grouping, sorted(f"conversation:{c}" for c in dirty.ids["conversation"])[:2])
     assert differences(client, settings, ("service",) if grouping == "service" else GROUPINGS) != []
 
     # the batch fails half-way (the second grouping's insert), then its retry runs from the start
@@ -123,11 +126,7 @@ def test_catch_up_refreshes_what_is_pending_a_part_at_a_time(sim):
     parts of about five entities it refreshes every one, once, and leaves nothing pending."""
     settings, client = sim
     dirty = _some_entities(client)
-    table, cols = "rollup_items_service", ", ".join(f"`{c}`" for c in rollups.item_columns(client, "service"))
-    victims = sorted(f"conversation:{c}" for c in dirty.ids["conversation"])[-3:]  # their items taken out
-    client.command(f"INSERT INTO {table} (entity, sign, {cols}) SELECT entity, -toInt8(n), {cols} FROM "
-                   f"(SELECT entity, {cols}, sum(sign) AS n FROM {table} WHERE entity IN {tuple(victims)!r} "
-                   f"GROUP BY entity, {cols} HAVING n != 0)")
+    _take_items_out(client, "service", sorted(f"conversation:{c}" for c in dirty.ids["conversation"])[-3:])
     assert differences(client, settings, ("service",)) != []
     version = client.query("SELECT max(version) + 1 FROM rollup_queue").result_rows[0][0]
     client.insert("rollup_queue", dirty.queue_rows(version, 0), column_names=QUEUE_COLUMNS)

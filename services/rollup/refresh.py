@@ -44,16 +44,16 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 # Entity kinds and how an id of each is written (services/rollup/dirty.py announces them).
 KINDS = ("spend", "lead", "click", "deal", "person", "conversation", "call", "survey")
-# Every id of a kind the facts hold now (a rebuild also revisits the ids stored in the items).
+# Every id of a kind the facts hold now, as `key` (a rebuild also revisits the ids stored in the items).
 ALL_IDS = {
-    "spend": "SELECT DISTINCT concat(campaign_id, '\t', toString(date)) FROM ad_spend",
-    "lead": "SELECT DISTINCT lead_id FROM leads",
-    "click": "SELECT DISTINCT concat(toString(channel), '\t', campaign_id) FROM clicks",
-    "deal": "SELECT DISTINCT deal_id FROM attribution_credits",
-    "person": "SELECT DISTINCT person_id FROM person_profiles",
-    "conversation": "SELECT DISTINCT conversation_id FROM conversation_facts",
-    "call": "SELECT DISTINCT call_id FROM calls",
-    "survey": "SELECT DISTINCT event_id FROM surveys",
+    "spend": "SELECT DISTINCT concat(campaign_id, '\t', toString(date)) AS key FROM ad_spend",
+    "lead": "SELECT DISTINCT lead_id AS key FROM leads",
+    "click": "SELECT DISTINCT concat(toString(channel), '\t', campaign_id) AS key FROM clicks",
+    "deal": "SELECT DISTINCT deal_id AS key FROM attribution_credits",
+    "person": "SELECT DISTINCT person_id AS key FROM person_profiles",
+    "conversation": "SELECT DISTINCT conversation_id AS key FROM conversation_facts",
+    "call": "SELECT DISTINCT call_id AS key FROM calls",
+    "survey": "SELECT DISTINCT event_id AS key FROM surveys",
 }
 SKIPPED_COLUMNS = ("entity", "sign")
 # entities per statement of a rebuild (of each kind, at most) or of a bulk catch-up (of all kinds):
@@ -298,8 +298,8 @@ def all_ids_sql(grouping: str, kind: str) -> str:
     """Every id of a kind the facts hold now (ALL_IDS) or the grouping's items still hold, once
     (column `key`)."""
     prefix = kind + ":"
-    return (f"SELECT DISTINCT key FROM (SELECT '' AS key WHERE 0 UNION ALL {ALL_IDS[kind]} UNION ALL "
-            f"SELECT substring(entity, {len(prefix) + 1}) FROM rollup_items_{grouping} "
+    return (f"SELECT DISTINCT key FROM ({ALL_IDS[kind]} UNION ALL "
+            f"SELECT substring(entity, {len(prefix) + 1}) AS key FROM rollup_items_{grouping} "
             f"WHERE startsWith(entity, '{prefix}'))")
 
 
