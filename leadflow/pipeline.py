@@ -7,6 +7,7 @@ own consumer group in as many workers as the topic has partitions.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import hashlib
 import logging
@@ -49,6 +50,18 @@ def tune_gc() -> None:
     """Collect less often in a process that runs stages (idempotent)."""
     if gc.get_threshold()[0] < GC_THRESHOLDS[0]:
         gc.set_threshold(*GC_THRESHOLDS)
+
+
+def release_free_memory() -> None:
+    """Hand what the process has freed back to the system: a full collection, then glibc's
+    malloc_trim (CPython's and glibc's allocators keep freed heap mapped). A bulk replay calls
+    it once its stages are gone (their identity graph, batches and buffers), before the
+    rollups' catch-up asks chdb for memory of its own."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: what is freed stays mapped, as before
+        pass
 
 
 def settle_gc() -> None:

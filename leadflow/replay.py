@@ -17,7 +17,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 from leadflow import warehouse
 from leadflow.broker import broker_for, delete_topics
 from leadflow.config import Settings
-from leadflow.pipeline import Pipeline, PipelineError, wait_for_workers
+from leadflow.pipeline import Pipeline, PipelineError, release_free_memory, wait_for_workers
 from leadflow.progress import Progress
 from leadflow.stream import OffsetTracker, RetryPolicy, is_transient, start_producer
 from leadflow.topics import Topics
@@ -323,6 +323,8 @@ async def replay(settings: Settings, files: list[Path], *, show_progress: bool =
                 published = await _publish_here(settings, pipe, files, progress)
                 await _drain(pipe, published.tracker, stored, duplicates, suppressed, progress, published.read,
                              published.published)
+    if bulk:
+        release_free_memory()  # the stages' graph and buffers are gone: before compacting and the catch-up
     # a replay leaves the versioned tables in many parts: merge them once, not on every read
     warehouse.compact(client, stored.total())
     if settings.rollups and bulk:
