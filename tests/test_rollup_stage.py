@@ -163,40 +163,6 @@ def _records(dirty: Dirty) -> list:
     return [_Record(value) for _, value in dirty.messages()]
 
 
-def test_other_stages_batches_run_between_the_refresh_steps(sim, monkeypatch):
-    """The stage hands the stage thread one step at a time (the contacts, then each grouping), so a
-    batch of another stage queued meanwhile runs after the step under way, not after the whole
-    refresh; the refresh is the same (a batch already current writes nothing)."""
-    import asyncio
-
-    from leadflow.stream import in_stage_thread
-
-    settings, client = sim
-    stage = RollupStage(client, _Topics(), settings)
-    order: list[str] = []
-    real = rollups.refresh_grouping
-
-    def refresh_grouping(client, grouping, ids, params):
-        order.append(grouping)
-        return real(client, grouping, ids, params)
-
-    monkeypatch.setattr(rollups, "refresh_grouping", refresh_grouping)
-
-    async def run() -> None:
-        handling = asyncio.create_task(stage.handle(_records(_some_entities(client))))
-        while not handling.done():  # another stage: a batch whenever its last one is done
-            await in_stage_thread(order.append, "other")
-        await handling
-
-    asyncio.run(run())
-    groupings = list(rollups.item_groupings())
-    steps = [o for o in order if o != "other"]
-    assert steps == groupings
-    between = order[order.index(groupings[0]):order.index(groupings[-1])]
-    assert between.count("other") >= len(groupings) - 1  # one at least after each grouping but the last
-    assert stage.apply(_some_entities(client)) == 0
-
-
 
 def test_rollups_status_and_rebuild_commands(sim, monkeypatch, capsys):
     from leadflow.cli import main

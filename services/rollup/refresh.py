@@ -30,7 +30,7 @@ import json
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable
 
 from leadflow import metrics
 from leadflow.warehouse import WarehouseError, scalar, stage_keys
@@ -183,17 +183,8 @@ def with_contacts(client: "Client", ids: dict[str, Iterable[str]]) -> dict[str, 
 def refresh_all(client: "Client", ids: dict[str, Iterable[str]], params: dict[str, Any]) -> int:
     """Refresh these entities (kind -> ids), and their people's contacts, in every grouping with
     items; returns rows written."""
-    return sum(refresh_steps(client, ids, params))
-
-
-def refresh_steps(client: "Client", ids: dict[str, Iterable[str]], params: dict[str, Any]) -> Iterator[int]:
-    """`refresh_all` a step at a time, for a caller that lets other work use the warehouse between
-    the steps (the rollup stage: the other stages' batches): finding the people's contacts (0 rows),
-    then each grouping (the rows it wrote)."""
     ids = with_contacts(client, ids)
-    yield 0
-    for grouping in item_groupings():
-        yield refresh_grouping(client, grouping, ids, params)
+    return sum(refresh_grouping(client, grouping, ids, params) for grouping in item_groupings())
 
 
 def model_view(grouping: str, model: str) -> str:

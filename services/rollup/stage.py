@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Iterator
 
 from aiokafka import ConsumerRecord
 from clickhouse_connect.driver.client import Client
@@ -54,18 +53,9 @@ def ensure_current(client: Client, settings: Settings, *, progress=None) -> bool
 
 def apply(client: Client, dirty: Dirty, params: dict, clock: VersionClock) -> int:
     """Recompute the items of these entities in every grouping, then mark them done; returns rows written."""
-    return sum(apply_steps(client, dirty, params, clock))
-
-
-def apply_steps(client: Client, dirty: Dirty, params: dict, clock: VersionClock) -> Iterator[int]:
-    """`apply` a step at a time (services/rollup/refresh.py refresh_steps), marking them done last.
-
-    The done rows take their version before the first step reads the facts: an entity announced
-    again while the steps run (other stages write between them) has a later pending row, so it
-    stays pending for a restart that finds its broker gone (Pipeline._resume)."""
-    version = clock.next()
-    yield from rollups.refresh_steps(client, dirty.ids, params)
-    insert_rows(client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(version, 1))
+    written = rollups.refresh_all(client, dirty.ids, params)
+    insert_rows(client, "rollup_queue", QUEUE_COLUMNS, dirty.queue_rows(clock.next(), 1))
+    return written
 
 
 def catch_up(client: Client, settings: Settings, *, chunk: int = rollups.REFRESH_CHUNK, progress=None) -> int:
@@ -110,12 +100,7 @@ class RollupStage:
         ensure_current(client, settings)
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
-        """The batch a step at a time in the stage thread (a grouping's refresh is one step): the
-        other stages' batches queued meanwhile run between the steps, so the facts wait for one
-        step of a refresh at most, not for all of it (leadflow.stream.in_stage_thread)."""
-        steps = self.steps(records)
-        while await in_stage_thread(next, steps, None) is not None:
-            pass
+        await in_stage_thread(self.process, records)
 
     def pause_after(self, batch_seconds: float) -> float:
         """Seconds the runner waits after a committed batch (settings.rollup_duty): what is announced
@@ -123,25 +108,18 @@ class RollupStage:
         SQL), not per entity."""
         return batch_seconds * (1 / self.settings.rollup_duty - 1)
 
-    def process(self, records: list[ConsumerRecord]) -> int:
-        """The whole batch at once; returns rows written."""
-        return sum(self.steps(records))
-
-    def steps(self, records: list[ConsumerRecord]) -> Iterator[int]:
-        """The batch's work, a step at a time (rows written by each)."""
+    def process(self, records: list[ConsumerRecord]) -> None:
         if self.stale:
             self.clock.sync(self.client)
             self.stale = False
         try:
-            yield from self._apply_steps(Dirty.parse(r.value for r in records))
-        except BaseException:  # a failed or abandoned attempt: read the clock again before the retry
+            self.apply(Dirty.parse(r.value for r in records))
+        except BaseException:
             self.stale = True
             raise
 
     def apply(self, dirty: Dirty) -> int:
         """Recompute the items of these entities in every grouping; returns rows written."""
-        return sum(self._apply_steps(dirty))
-
-    def _apply_steps(self, dirty: Dirty) -> Iterator[int]:
-        yield from apply_steps(self.client, dirty, self.params, self.clock)
+        written = apply(self.client, dirty, self.params, self.clock)
         self.refreshed += sum(len(ids) for ids in dirty.ids.values())
+        return written
