@@ -59,8 +59,9 @@ SKIPPED_COLUMNS = ("entity", "sign")
 # entities per statement of a rebuild (of each kind, at most) or of a bulk catch-up (of all kinds):
 # chdb holds one statement's work in the process's memory (a 10M-event rebuild peaked at 2,397 MiB
 # with 500,000, at 1,325 MiB with 100,000; with its ids kept in the warehouse and every kind spread
-# over the statements, 1,060 MiB in 30 s instead of 1,400 MiB in 40 s)
-REFRESH_CHUNK = 100_000
+# over the statements, 1,060 MiB in 30 s instead of 1,400 MiB in 40 s; with 50,000, 963-965 MiB in
+# 30-35 s against 1,056-1,068 MiB in 27-32 s)
+REFRESH_CHUNK = 50_000
 
 
 def groupings() -> tuple[str, ...]:
