@@ -590,6 +590,10 @@ def pipeline_dashboard(settings: Settings) -> dict:
         _ts(lay, "Stage batch time (p95)", [
             _prom(f"histogram_quantile(0.95, sum by (le, stage) (rate(leadflow_stage_batch_seconds_bucket[{r}])))",
                   "{{stage}}")], "s"),
+        _ts(lay, "Stage thread busy", [
+            _prom(f"sum by (stage) (rate(leadflow_stage_thread_busy_seconds_total[{r}]))", "{{stage}}")], "percentunit",
+            description="Share of the time each stage's batch work held its process's stage thread (every stage of "
+                        "a process shares one): stacked near 100%, batches queue for it and freshness suffers."),
         _ts(lay, "Warehouse insert latency (p95)", [
             _prom("histogram_quantile(0.95, sum by (le, table) "
                   f"(rate(leadflow_warehouse_write_seconds_bucket[{r}])))", "{{table}}")], "s"),

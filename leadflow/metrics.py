@@ -53,6 +53,10 @@ WAREHOUSE_WRITE_FAILURES = Counter("leadflow_warehouse_write_failures_total", "F
 STAGE_RECORDS = Counter("leadflow_stage_records_total", "Records processed by a stream stage", ["stage"])
 STAGE_BATCH_SECONDS = Histogram("leadflow_stage_batch_seconds", "Time to process and write one batch", ["stage"],
                                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+STAGE_THREAD_BUSY = Counter(
+    "leadflow_stage_thread_busy_seconds_total", "Time the process's stage thread spent on a stage's batch work "
+    "(every stage of a process shares the one thread: a sum of rates near 1 means batches wait for each other)",
+    ["stage"])
 ROLLUP_REFRESH_SECONDS = Histogram(
     "leadflow_rollup_refresh_seconds", "Time to recompute the rollup items of a batch in one grouping (services/rollup; kind: the entity kind, or several)",
     ["grouping", "kind"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

@@ -57,8 +57,19 @@ _STAGE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
 
 
 async def in_stage_thread(fn, *args):
-    """Run a stage's blocking batch work `fn(*args)` in the stage thread."""
-    return await asyncio.get_running_loop().run_in_executor(_STAGE_THREAD, functools.partial(fn, *args))
+    """Run a stage's blocking batch work `fn(*args)` in the stage thread; its time counts in
+    `leadflow_stage_thread_busy_seconds_total` under the stage (`fn`'s object's `name`, else "other")."""
+    stage = getattr(getattr(fn, "__self__", None), "name", None)
+    busy = metrics.STAGE_THREAD_BUSY.labels(stage=stage if isinstance(stage, str) else "other")
+    return await asyncio.get_running_loop().run_in_executor(_STAGE_THREAD, _timed, busy, functools.partial(fn, *args))
+
+
+def _timed(busy, fn):
+    started = time.perf_counter()
+    try:
+        return fn()
+    finally:
+        busy.inc(time.perf_counter() - started)
 
 
 STAGE_LINGER_MS = 5  # a stage produces a batch's records at once; 5 ms more lets them fill record batches

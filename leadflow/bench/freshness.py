@@ -14,12 +14,18 @@ import time
 
 from aiokafka import TopicPartition
 
-from leadflow import warehouse
+from leadflow import metrics, warehouse
 from leadflow.broker import broker_for
 from leadflow.config import Settings
 from leadflow.pipeline import Pipeline
 from services.ingest.publish import Publisher
 from services.ingest.validate import InputOccurrences, Validator
+
+
+def _thread_busy() -> dict[str, float]:
+    """Seconds the stage thread has spent on each stage's work so far (leadflow_stage_thread_busy_seconds_total)."""
+    return {sample.labels["stage"]: sample.value for family in metrics.STAGE_THREAD_BUSY.collect()
+            for sample in family.samples if sample.name.endswith("_total")}
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -65,6 +71,7 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
                     await asyncio.sleep(max(0.0, start + (k + 1) * tick - time.monotonic()))
                 sending = False
 
+            busy_before, started = _thread_busy(), time.monotonic()
             sender = asyncio.create_task(send())
             deadline = time.monotonic() + seconds + 60
             while (sending or pending or waiting or rolling) and time.monotonic() < deadline:
@@ -97,7 +104,11 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
                     (rolled.append(now - sent) if rollup.caught_up(snapshot) else left.append((sent, snapshot)))
                 rolling[:] = left
             await sender
+            wall = time.monotonic() - started
+    busy = {stage: round(seconds - busy_before.get(stage, 0.0), 1) for stage, seconds in _thread_busy().items()}
     return {
+        # the share of the run the stage thread was busy (every stage's batch work shares it), and by stage
+        "stage_thread_busy": round(sum(busy.values()) / wall, 3), "stage_thread_busy_s": busy,
         "rate_per_s": rate, "seconds": seconds, "ticks": len(latencies),
         "p50_s": round(_quantile(latencies, 0.5), 3) if latencies else None,
         "p99_s": round(_quantile(latencies, 0.99), 3) if latencies else None,

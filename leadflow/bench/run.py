@@ -131,7 +131,8 @@ def render_results(r: dict) -> str:
         f = r["freshness"]
         out.append(f"freshness at {f['rate_per_s']}/s for {f['seconds']:.0f}s: p50 {f['p50_s']} s, p99 {f['p99_s']} s "
                    f"in the facts; p50 {f.get('rollups_p50_s')} s, p99 {f.get('rollups_p99_s')} s in the rollups "
-                   f"(target p99 <= {TARGETS['freshness_p99_s']} s)")
+                   f"(target p99 <= {TARGETS['freshness_p99_s']} s); the stage thread busy "
+                   f"{f.get('stage_thread_busy', 0):.0%} of the run")
     for q in r["queries"].values():
         out.extend(render_queries(q, TARGETS["query_ms"]))
         if "replay" in q:
