@@ -105,7 +105,7 @@ async def measure_freshness(settings: Settings, lines: list[bytes], rate: int = 
                 rolling[:] = left
             await sender
             wall = time.monotonic() - started
-    busy = {stage: round(seconds - busy_before.get(stage, 0.0), 1) for stage, seconds in _thread_busy().items()}
+            busy = {stage: round(seconds - busy_before.get(stage, 0.0), 1) for stage, seconds in _thread_busy().items()}
     return {
         # the share of the run the stage thread was busy (every stage's batch work shares it), and by stage
         "stage_thread_busy": round(sum(busy.values()) / wall, 3), "stage_thread_busy_s": busy,
