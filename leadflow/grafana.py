@@ -92,7 +92,8 @@ def kpi_sql(name: str, settings: Settings, **filters: str) -> str:
     # a grouping: its rollup when rollups are on (services/rollup), else the SQL over the facts
     grouping = settings.rollups and name in ("channels", "campaigns", "operators", "service")
     sql = kpis_sql(name) if grouping else load_sql(name) if name in GROUPINGS else load_extra_sql(name)
-    values = {**grafana_values(settings), "rollup": f"rollup_{name}_${{model}}", **filters}
+    values = {**grafana_values(settings), "rollup": f"rollup_{name}_${{model}}",
+              "chain": "markov_chain_rollup" if settings.rollups else "markov_chain", **filters}
 
     def sub(m: re.Match) -> str:
         if m.group(1) not in values:

@@ -75,7 +75,7 @@ def _positive_days(value: str) -> int:
     return days
 
 
-def _summary(args: argparse.Namespace, client) -> str:
+def _summary(args: argparse.Namespace, client, settings) -> str:
     """`kpis markov` and `kpis ltv` (contract v1.1 sections 1 and 2)."""
     if args.date_from is not None:
         raise KpiArgumentError(f"leadflow kpis {args.grouping}: --from does not apply "
@@ -84,8 +84,12 @@ def _summary(args: argparse.Namespace, client) -> str:
         if args.date_to is not None:
             raise KpiArgumentError("leadflow kpis markov: --to does not apply (journeys are taken over all time)")
         from services.attribution.markov import chain
+        from services.rollup.refresh import readable
 
-        return render_markov(chain(client), args.format)
+        if args.source == "rollups" and not readable(client, settings, "markov"):
+            raise KpiArgumentError("leadflow kpis markov: no current rollups (rollups off, or other settings: "
+                                   "`leadflow rollups rebuild`)")
+        return render_markov(chain(client, settings, source=args.source), args.format)
     from services.attribution.kpis.ltv import DEFAULT_HORIZON_DAYS, predicted_ltv
 
     horizon = args.horizon_days or DEFAULT_HORIZON_DAYS
@@ -118,7 +122,7 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     client = warehouse.connect(settings)
     warehouse.migrate(client)
     if args.grouping in SUMMARIES:
-        print(_summary(args, client))
+        print(_summary(args, client, settings))
         return 0
     if args.source == "rollups":
         from services.rollup.refresh import readable

@@ -1,7 +1,11 @@
 """The `markov` model (contract v1.1 section 1) through the real broker and chdb:
 the contract's worked example, a late touch and a late merge that change the
 transition counts, the (none) conversion, the window of non-converting paths,
-`leadflow kpis markov` and `--model markov`."""
+`leadflow kpis markov` and `--model markov`.
+
+Every test runs twice: rollups off (the chain over every journey) and on, where the rollup
+stage keeps the transition counts (migration 0041) and the chain read from them must equal,
+float for float, the chain over every journey at each step."""
 from __future__ import annotations
 
 import json
@@ -10,7 +14,23 @@ import pytest
 
 from leadflow import cli
 from services.attribution.kpis import compute_kpis
-from services.attribution.markov import chain
+from services.attribution.markov import chain as chain_view_of
+from services.rollup.refresh import readable
+
+
+@pytest.fixture(params=["facts", "rollups"])
+def settings(settings, request):
+    return settings.model_copy(update={"rollups": request.param == "rollups"})
+
+
+def chain(client, settings=None):
+    """The chain as `leadflow kpis markov` reads it; with rollups on, read from them and equal to
+    the chain over every journey."""
+    got = chain_view_of(client, settings)
+    if settings is not None and settings.rollups:
+        assert readable(client, settings, "markov")
+        assert got == chain_view_of(client, settings, source="facts")
+    return got
 
 
 def ev(eid: str, type_: str, when: str, **fields) -> dict:
@@ -50,7 +70,7 @@ def by_channel(rows, key="conversions"):
 
 def test_worked_example(replay_events, client, settings, capsys):
     replay_events(WORKED)
-    got = chain(client)
+    got = chain(client, settings)
     assert got["paths"] == 5
     assert got["p_conversion"] == pytest.approx(0.6, abs=1e-12)
     assert got["removal_effects"] == {k: pytest.approx(v, abs=1e-12) for k, v in RE.items()}
@@ -101,7 +121,7 @@ def test_late_touch_and_merge_change_the_chain(replay_events, client, settings):
     replay_events(WORKED)
     # a late touch: p2 (A > null) had a C click before its A click -> C > A > null
     replay_events([click("p2c", "p2", "2026-04-30T11:00:00Z", C)])
-    got = chain(client)
+    got = chain(client, settings)
     assert got["paths"] == 5
     # transitions now: start->A 2 (p1, p4), start->B 1, start->C 2 (p2, p5); A->B 1, A->C 1, A->null 1;
     # B->conv 2; C->A 1, C->conv 1, C->null 1. Absorption: x_A = 1/3 + 1/3 x_C, x_C = 1/3 + 1/3 x_A,
@@ -117,7 +137,7 @@ def test_late_touch_and_merge_change_the_chain(replay_events, client, settings):
                       lead_id="L1", channel=C),
                    ev("m2", "lead", "2026-05-07T09:30:00Z", identity={"visitor_id": "p3", "email": "x@y.z"},
                       lead_id="L2", channel=C)])
-    got = chain(client)
+    got = chain(client, settings)
     assert got["paths"] == 4  # p1, p2, p3 (converting: B), p4
     assert sum(r["conversions"] for r in compute_kpis(client, settings, "channels", model="markov")) == \
         pytest.approx(3.0)
@@ -130,7 +150,7 @@ def test_no_touch_conversion_and_window(replay_events, client, settings):
         click("b1", "fresh", "2026-05-01T09:00:00Z", B), won("w1", "fresh", "2026-05-02T10:00:00Z"),
         click("c1", "late", "2026-05-09T09:00:00Z", C),
     ])
-    got = chain(client)
+    got = chain(client, settings)
     assert got["paths"] == 2  # fresh: B > conv; late: C > null (old's click left the window)
     assert got["p_conversion"] == pytest.approx(0.5)
     assert got["removal_effects"] == {B: pytest.approx(1.0), C: pytest.approx(0.0)}
@@ -152,7 +172,7 @@ def test_simulated_markov_matches_the_reference(client, settings, tmp_path):
     _replay(settings, path)
     events = read_jsonl(path)
     want = markov_chain(events)
-    got = chain(client)
+    got = chain(client, settings)
     assert got["paths"] == want["paths"] > 100
     assert got["p_conversion"] == pytest.approx(want["p_conversion"], abs=1e-12)
     assert got["removal_effects"] == {k: pytest.approx(v, abs=1e-12) for k, v in want["removal_effects"].items()}
@@ -160,3 +180,41 @@ def test_simulated_markov_matches_the_reference(client, settings, tmp_path):
                              models=("markov",), kpis=compute_kpis)
     assert cells > 100
     assert not bad, "\n".join(bad[:40])
+
+
+def spend(eid: str, when: str) -> dict:
+    """An event that moves "now" (the newest occurred_at) and touches nobody's journey."""
+    return ev(eid, "ad_spend", when, campaign_id="camp-now", channel=A, date=when[:10], cost="1.00", currency="USD")
+
+
+def test_the_window_of_a_journey_moves_with_now(replay_events, client, settings):
+    """A journey of several touches loses them one by one as "now" passes each touch + the
+    90-day lookback (a touch counts while now <= its time + 90 days): the path is the suffix still
+    in the window, repeats collapsed. With rollups on, each step reads the transition counts'
+    points (migration 0041) at the new now, nothing is recomputed, and equals the chain over
+    every journey."""
+    replay_events([
+        click("w1", "w", "2026-02-01T10:00:00Z", A), click("w2", "w", "2026-04-01T10:00:00Z", B),
+        click("w3", "w", "2026-04-01T12:00:00Z", B), click("w4", "w", "2026-04-02T10:00:00Z", C),
+        click("k1", "k", "2026-04-20T10:00:00Z", C), won("k2", "k", "2026-04-21T10:00:00Z"),
+    ])
+    # k: C > conv; w: A > B > C > null. From C: conv 1/2, null 1/2; P = 1/2 (A and C each lead to C).
+    steps = [
+        (None, {A, B, C}, 2),
+        ("2026-05-02T10:00:00Z", {A, B, C}, 2),  # A at Feb 1 10:00 + 90 days: still in (now <= t + 90 d)
+        ("2026-05-02T10:00:00.001Z", {B, C}, 2),  # A left: B > C > null
+        ("2026-06-30T10:00:00Z", {B, C}, 2),  # the first B is the path's start until now passes it
+        ("2026-06-30T11:00:00Z", {B, C}, 2),  # the second B starts it
+        ("2026-06-30T13:00:00Z", {C}, 2),  # both B left: C > null
+        ("2026-07-01T10:00:00.001Z", {C}, 1),  # C left too: w has no path; k's remains
+    ]
+    for n, (when, channels, paths) in enumerate(steps):
+        if when is not None:
+            replay_events([spend(f"now-{n}", when)])
+        got = chain(client, settings)
+        assert (set(got["removal_effects"]), got["paths"]) == (channels, paths), when
+        assert got["p_conversion"] == pytest.approx(0.5 if paths == 2 else 1.0, abs=1e-12), when
+        if A in channels:  # removing A sends w's (start) -> A to (null): P_A = 1/4, RE(A) = 1/2
+            assert got["removal_effects"][A] == pytest.approx(0.5, abs=1e-12)
+    replay_events([spend("now-back", "2026-04-02T10:00:00Z")])  # an older event: now does not move back
+    assert chain(client, settings)["paths"] == 1

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.attribution.kpis.query import GROUPINGS, OUTPUT_KEYS, compute_kpis
+from services.attribution.markov import chain
 from services.attribution.models import MODELS
 from services.rollup import refresh as rollups
 from services.rollup.dirty import PENDING_SQL, QUEUE_COLUMNS, Dirty
@@ -64,6 +65,8 @@ def test_the_pipeline_keeps_the_rollups_equal_to_the_facts(sim):
     for grouping in GROUPINGS:
         assert rollups.readable(client, settings, grouping, "linear")
     assert rollups.readable(client, settings, "channels", "markov")  # its credits summed when asked
+    assert rollups.readable(client, settings, "markov")  # the chain's transition counts (migration 0041)
+    assert chain(client, settings) == chain(client, settings, source="facts")
     pending = client.query("SELECT count() FROM (SELECT entity FROM rollup_queue GROUP BY entity "
                            "HAVING argMax(done, version) = 0)").result_rows[0][0]
     assert pending == 0
@@ -145,6 +148,38 @@ def test_other_settings_read_the_facts_until_the_items_are_rebuilt(sim):
     rows = compute_kpis(client, other, "service")  # auto: the facts
     assert rows == compute_kpis(client, other, "service", source="facts")
     assert ensure_current(client, settings) is False  # the stored items are this settings' own
+
+
+def test_a_run_with_rollups_off_leaves_them_to_be_rebuilt(settings, client, tmp_path):
+    """Facts written while the rollups are off (no stage refreshes the items) make the stored items
+    stale: enrich forgets their fingerprint when it starts, so reads go to the facts and the next
+    run with rollups on rebuilds them first."""
+    import asyncio
+    import json
+
+    from leadflow.replay import replay
+
+    on = settings.model_copy(update={"rollups": True})
+    off = settings.model_copy(update={"rollups": False})
+
+    def run(cfg, name: str, who: str, day: str) -> None:
+        path = tmp_path / f"{name}.jsonl"
+        events = [{"event_id": f"{who}-c", "type": "ad_click", "occurred_at": f"{day}T10:00:00Z", "source": "t",
+                   "identity": {"visitor_id": who}, "campaign_id": "camp-1", "channel": "search_ads"},
+                  {"event_id": f"{who}-d", "type": "deal_won", "occurred_at": f"{day}T12:00:00Z", "source": "t",
+                   "identity": {"visitor_id": who}, "deal_id": f"deal-{who}", "revenue": "50.00", "currency": "USD"}]
+        path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+        assert asyncio.run(replay(cfg, [path], show_progress=False)).rejected == 0
+
+    run(on, "first", "p1", "2026-05-04")
+    assert rollups.current(client, on) and differences(client, on, ("channels",)) == []
+    run(off, "second", "p2", "2026-05-05")
+    assert not rollups.current(client, on) and not rollups.readable(client, on, "channels")
+    assert differences(client, on, ("channels",)) != []  # the items missed p2's deal
+    facts = compute_kpis(client, on, "channels", source="facts")
+    assert compute_kpis(client, on, "channels") == facts and facts[0]["conversions"] == 2.0
+    assert ensure_current(client, on) is True
+    assert differences(client, on, ("channels",)) == [] and rollups.readable(client, on, "channels")
 
 
 class _Topics:

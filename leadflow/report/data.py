@@ -119,15 +119,15 @@ def collect(client: Client, settings: Settings, *, model: str = "linear", date_f
     data.daily = extra.marketing_daily(client, settings, model=model, **period)
     data.dead_letters = extra.dead_letter_reasons(client, settings)
     contact_centre.collect(data, client, settings, **period)
-    collect_v11(client, data)
+    collect_v11(client, data, settings)
     return data
 
 
-def collect_v11(client: Client, data: ReportData) -> None:
+def collect_v11(client: Client, data: ReportData, settings: Settings | None = None) -> None:
     """Contract v1.1 (issue 16): predicted LTV (the whole warehouse: LTV ignores the period)
     and the markov chain (all journeys, whatever the period)."""
     from services.attribution.kpis.ltv import predicted_ltv
     from services.attribution.markov import chain
 
     data.ltv = predicted_ltv(client)
-    data.markov = chain(client)
+    data.markov = chain(client, settings)

@@ -13,16 +13,22 @@ stored when its person is recomputed. The stage keeps the journeys current inste
 The views of migration 0025 aggregate the transitions, solve the chain and credit
 each conversion when a query asks (`credits_markov` is what the KPI queries read),
 so markov figures are exact and current whatever was merged or arrived late.
-`chain` reads the one-row summary that `leadflow kpis markov` prints.
+`chain` reads the one-row summary that `leadflow kpis markov` prints. With rollups on, the
+rollup stage keeps the transition counts (migration 0041, services/rollup/sql/markov/) and the
+chain is solved from them (~500 ms -> tens of ms at 10M events); the views over the journeys stay
+the reference path.
 """
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clickhouse_connect.driver.client import Client
 
 from services.attribution.models import Touch
+
+if TYPE_CHECKING:
+    from leadflow.config import Settings
 
 JOURNEY_COLUMNS = ["person_id", "version", "lookback_ms", "channels", "touch_at"]
 
@@ -47,10 +53,24 @@ def journey_rows(person_ids: list[str], deals: list[tuple], touches: dict[str, l
     return rows
 
 
-def chain(client: Client) -> dict[str, Any]:
+def chain_view(client: Client, settings: "Settings | None" = None, source: str = "auto") -> str:
+    """The view holding the chain: `markov_chain_rollup` (the transition counts the rollup stage
+    keeps, migration 0041) when the rollups can answer (source "auto") or are asked for, else
+    `markov_chain` (every journey and credit, the reference path)."""
+    from services.rollup import refresh as rollups
+
+    if source == "auto":
+        source = "rollups" if settings is not None and rollups.readable(client, settings, "markov") else "facts"
+    if source not in ("facts", "rollups"):
+        raise ValueError(f"unknown source {source!r}; facts or rollups")
+    return "markov_chain_rollup" if source == "rollups" else "markov_chain"
+
+
+def chain(client: Client, settings: "Settings | None" = None, *, source: str = "auto") -> dict[str, Any]:
     """The chain over every journey of the warehouse:
     {"p_conversion": x, "paths": n, "removal_effects": {channel: re, ...}} (None without paths)."""
     paths, p_conversion, channels, effects = client.query(
-        "SELECT paths, p_conversion, channels, removal_effects FROM markov_chain").result_rows[0]
+        f"SELECT paths, p_conversion, channels, removal_effects FROM {chain_view(client, settings, source)}"
+    ).result_rows[0]
     return {"p_conversion": None if not paths else float(p_conversion), "paths": int(paths),
             "removal_effects": {c: (None if e is None else float(e)) for c, e in zip(channels, effects)}}

@@ -40,6 +40,7 @@ from services.enrich.facts import CONVERSATION_TYPES, FACT_TABLES, PROFILE_TYPES
 from services.enrich.identity import IdentityGraph
 from services.enrich.winners import write_call_winners
 from services.ingest.suppression import carries, count_suppressed, load_digests
+from services.rollup import refresh as rollups
 from services.rollup.dirty import QUEUE_COLUMNS, Dirty
 
 
@@ -119,6 +120,8 @@ class EnrichStage:
         self.client = client
         self.producer = producer
         self.settings = settings
+        if not settings.rollups:
+            rollups.invalidate(client)  # the facts change and no rollup stage follows them
         if graph is None:
             graph = IdentityGraph()
             graph.load(client)

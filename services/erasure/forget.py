@@ -202,7 +202,11 @@ def forget(client: Client, settings: Settings, option: str, value: str, *, wait_
         on_step("recomputing what others share with them")
         report.recomputed_campaigns = _recompute_click_firsts(client, work)
         report.recomputed_people, others = _recompute_people(client, settings, work, other_keys, winner_ids)
-        removed, rollup_tables = _refresh_rollups(client, settings, work, others) if settings.rollups else ({}, [])
+        if settings.rollups:
+            removed, rollup_tables = _refresh_rollups(client, settings, work, others)
+        else:  # the items keep their contributions: whoever turns the rollups on rebuilds first
+            removed, rollup_tables = {}, []
+            rollups.invalidate(client)
         report.removed.update(removed)
 
         on_step("merging the rewritten tables")

@@ -55,6 +55,14 @@ ALL_IDS = {
     "call": "SELECT DISTINCT call_id AS key FROM calls",
     "survey": "SELECT DISTINCT event_id AS key FROM surveys",
 }
+# every id a grouping's items of a kind can name, where not ALL_IDS + the ids its items hold: markov's
+# persons are those with a journey row (3.5M at 10M events, against 90k profiles), and every person
+# its items name has one (only `leadflow forget` deletes journeys, and it deletes their items too).
+# FINAL reads them once each in the journeys' order: a DISTINCT beside the ids of 11M items took the
+# 10M markov rebuild to 1.8 GiB, a DISTINCT over the journeys alone +620 MiB, FINAL +110 MiB.
+GROUPING_IDS = {
+    ("markov", "person"): "SELECT person_id AS key FROM journeys FINAL",
+}
 SKIPPED_COLUMNS = ("entity", "sign")
 # entities per statement of a rebuild (of each kind, at most) or of a bulk catch-up (of all kinds):
 # chdb holds one statement's work in the process's memory (a 10M-event rebuild peaked at 2,397 MiB
@@ -70,8 +78,10 @@ def groupings() -> tuple[str, ...]:
 
 
 def item_groupings() -> tuple[str, ...]:
-    """The groupings with an item log of their own (campaigns reads the channels' items)."""
-    return tuple(g for g in groupings() if any(item_sql(g, kind) for kind in KINDS))
+    """The groupings with an item log of their own (campaigns reads the channels' items; markov's
+    transition counts have items and no kpis.sql: the chain reads them, services/attribution/markov.py)."""
+    folders = sorted(p.name for p in SQL_DIR.iterdir() if p.is_dir())
+    return tuple(g for g in folders if any(item_sql(g, kind) for kind in KINDS))
 
 
 def _optional_sql(grouping: str, name: str) -> str | None:
@@ -135,9 +145,20 @@ def readable(client: "Client", settings: "Settings", grouping: str, model: str =
     """Whether the KPIs of this grouping can be read from the rollups: it has them and the
     items were computed with these settings. Every model can (markov's credits are summed
     from the markov chain when asked: `model_view`)."""
-    if not getattr(settings, "rollups", False) or grouping not in groupings():
+    if not getattr(settings, "rollups", False) or grouping not in groupings() + item_groupings():
         return False  # off: nothing keeps them current
     return current(client, settings)
+
+
+def invalidate(client: "Client") -> bool:
+    """Facts are about to change with nobody keeping the items current (rollups off): forget the
+    stored fingerprint, so that whoever turns the rollups on again rebuilds them first instead of
+    reading items that missed what changed meanwhile. Returns whether there was one to forget."""
+    if not stored_fingerprint(client):
+        return False
+    client.command("INSERT INTO rollup_settings (name, fingerprint, version) VALUES ({n:String}, '', {v:UInt64})",
+                   parameters={"n": ITEMS_SETTING, "v": time.time_ns()})
+    return True
 
 
 def current(client: "Client", settings: "Settings") -> bool:
@@ -297,7 +318,9 @@ def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[st
 
 def all_ids_sql(grouping: str, kind: str) -> str:
     """Every id of a kind the facts hold now (ALL_IDS) or the grouping's items still hold, once
-    (column `key`)."""
+    (column `key`); GROUPING_IDS where a grouping says otherwise."""
+    if (grouping, kind) in GROUPING_IDS:
+        return GROUPING_IDS[grouping, kind]
     prefix = kind + ":"
     return (f"SELECT DISTINCT key FROM ({ALL_IDS[kind]} UNION ALL "
             f"SELECT substring(entity, {len(prefix) + 1}) AS key FROM rollup_items_{grouping} "

@@ -25,6 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from leadflow.config import Settings
 from services.attribution.kpis.query import DEFAULT_MODEL, SQL_DIR, kpi_parameters
+from services.attribution.markov import chain_view
 
 EXTRA_QUERIES = ("missed_by_hour", "frt_distribution", "attribution_models", "marketing_daily",
                  "dead_letter_reasons")
@@ -77,6 +78,8 @@ def run_extra(client: Client, settings: Settings, name: str, _more: dict[str, An
     beyond extra_parameters() (contact_centre.py)."""
     sql = load_extra_sql(name)
     params = {k: v for k, v in {**extra_parameters(settings, **kw), **(_more or {})}.items() if "{" + k + ":" in sql}
+    if "{chain:" in sql:
+        params["chain"] = chain_view(client, settings)
     result = client.query(sql, parameters=params)
     names = list(result.column_names)
     return [{k: _clean(v) for k, v in zip(names, row)} for row in result.result_rows]

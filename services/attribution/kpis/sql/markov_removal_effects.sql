@@ -6,9 +6,11 @@
 -- `leadflow kpis markov` reads the same view.
 --
 -- Parameters (server-side binding):
+--   chain     Identifier     markov_chain (every journey) or markov_chain_rollup (the rollups'
+--                            transition counts, migration 0041: services/attribution/markov.py chain_view)
 --   channels  Array(String)  touch channels to include; [] = all
 SELECT channel, removal_effect, p_conversion, paths
-FROM markov_chain
+FROM {chain:Identifier}
 ARRAY JOIN channels AS channel, removal_effects AS removal_effect
 WHERE empty({channels:Array(String)}) OR has({channels:Array(String)}, channel)
 ORDER BY removal_effect DESC, channel
