@@ -77,6 +77,11 @@ def _positive_days(value: str) -> int:
 
 def _summary(args: argparse.Namespace, client, settings) -> str:
     """`kpis markov` and `kpis ltv` (contract v1.1 sections 1 and 2)."""
+    from services.rollup.refresh import readable
+
+    if args.source == "rollups" and not readable(client, settings, args.grouping):
+        raise KpiArgumentError(f"leadflow kpis {args.grouping}: no current rollups (rollups off, or other "
+                               "settings: `leadflow rollups rebuild`)")
     if args.date_from is not None:
         raise KpiArgumentError(f"leadflow kpis {args.grouping}: --from does not apply "
                                f"({'journeys are taken over all time' if args.grouping == 'markov' else 'use --to'})")
@@ -84,17 +89,14 @@ def _summary(args: argparse.Namespace, client, settings) -> str:
         if args.date_to is not None:
             raise KpiArgumentError("leadflow kpis markov: --to does not apply (journeys are taken over all time)")
         from services.attribution.markov import chain
-        from services.rollup.refresh import readable
 
-        if args.source == "rollups" and not readable(client, settings, "markov"):
-            raise KpiArgumentError("leadflow kpis markov: no current rollups (rollups off, or other settings: "
-                                   "`leadflow rollups rebuild`)")
         return render_markov(chain(client, settings, source=args.source), args.format)
     from services.attribution.kpis.ltv import DEFAULT_HORIZON_DAYS, predicted_ltv
 
     horizon = args.horizon_days or DEFAULT_HORIZON_DAYS
     by = args.by or "channel"
-    return render_ltv(predicted_ltv(client, date_to=args.date_to, horizon_days=horizon, by=by), args.format,
+    return render_ltv(predicted_ltv(client, settings, date_to=args.date_to, horizon_days=horizon, by=by,
+                                    source=args.source), args.format,
                       date_to=args.date_to, horizon_days=horizon, by=by)
 
 

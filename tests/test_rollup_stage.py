@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import pytest
 
 from services.attribution.kpis.query import GROUPINGS, OUTPUT_KEYS, compute_kpis
+from services.attribution.kpis.ltv import customers
 from services.attribution.markov import chain
 from services.attribution.models import MODELS
 from services.rollup import refresh as rollups
@@ -67,6 +68,11 @@ def test_the_pipeline_keeps_the_rollups_equal_to_the_facts(sim):
     assert rollups.readable(client, settings, "channels", "markov")  # its credits summed when asked
     assert rollups.readable(client, settings, "markov")  # the chain's transition counts (migration 0041)
     assert chain(client, settings) == chain(client, settings, source="facts")
+    assert rollups.readable(client, settings, "ltv")  # predicted LTV's purchase days (migration 0042)
+    got, want = customers(client, settings), customers(client, settings, source="facts")
+    assert len(want["x"]) >= 20 and list(got["channel"]) == list(want["channel"])
+    for key in ("x", "t_x", "T", "m", "value"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9, nan_ok=True), key
     pending = client.query("SELECT count() FROM (SELECT entity FROM rollup_queue GROUP BY entity "
                            "HAVING argMax(done, version) = 0)").result_rows[0][0]
     assert pending == 0

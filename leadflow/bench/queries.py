@@ -2,7 +2,8 @@
 (7 runs each: this machine's timings vary by ~10% from run to run), read from the
 rollups (what dashboards and reports read, services/rollup/) and from every fact (the
 reference path), for all time and for one month; and the summaries: markov (its chain from the
-rollups' transition counts and from every journey), ltv and staffing (no rollup yet).
+rollups' transition counts and from every journey), ltv's customers (from the rollups' purchase
+days and from every deal and payment) and staffing (no rollup yet).
 
 `stretched_rollups` measures the rollups again over three years of days: a copy in a
 scratch database where each day's rows are repeated on k consecutive days (k = 1,095 /
@@ -70,8 +71,9 @@ def measure_queries(settings: Settings, repeats: int = 7, model: str = "linear",
 
 
 def measure_summaries(client, settings: Settings, repeats: int, month: tuple[date, date]) -> dict:
-    """markov (the chain from the rollups' transition counts and from every journey), ltv and
-    staffing (computed when asked: no rollup)."""
+    """markov (the chain from the rollups' transition counts and from every journey), ltv's
+    customers (from the rollups' purchase days and from every deal and payment) and staffing
+    (computed when asked: no rollup)."""
     from services.attribution.kpis.contact_centre import staffing
     from services.attribution.kpis.ltv import customers
     from services.attribution.markov import chain
@@ -79,7 +81,8 @@ def measure_summaries(client, settings: Settings, repeats: int, month: tuple[dat
     out = {}
     out["markov_ms"], _ = _median_ms(lambda: chain(client, settings, source="rollups"), repeats)
     out["markov_facts_ms"], _ = _median_ms(lambda: chain(client, settings, source="facts"), repeats)
-    out["ltv_customers_ms"], _ = _median_ms(lambda: customers(client), repeats)
+    out["ltv_customers_ms"], _ = _median_ms(lambda: customers(client, settings, source="rollups"), repeats)
+    out["ltv_customers_facts_ms"], _ = _median_ms(lambda: customers(client, settings, source="facts"), repeats)
     out["staffing_month_ms"], _ = _median_ms(
         lambda: staffing(client, settings, date_from=month[0], date_to=month[1]), repeats)
     return out
@@ -180,8 +183,9 @@ def render_queries(q: dict, target_ms: int) -> list[str]:
     s = q.get("summaries") or {}
     if s:
         lines.append(f"  markov chain: rollups {s['markov_ms']:.0f} ms, facts {s.get('markov_facts_ms', 0):.0f} ms; "
-                     f"no rollup: ltv customers {s['ltv_customers_ms']:.0f} ms, "
-                     f"staffing (month) {s['staffing_month_ms']:.0f} ms")
+                     f"ltv customers: rollups {s['ltv_customers_ms']:.0f} ms, "
+                     f"facts {s.get('ltv_customers_facts_ms', 0):.0f} ms; "
+                     f"no rollup: staffing (month) {s['staffing_month_ms']:.0f} ms")
     st = q.get("stretched")
     if st:
         lines.append(f"  rollups with the days stretched to three years ({st['days']} days): "

@@ -129,5 +129,5 @@ def collect_v11(client: Client, data: ReportData, settings: Settings | None = No
     from services.attribution.kpis.ltv import predicted_ltv
     from services.attribution.markov import chain
 
-    data.ltv = predicted_ltv(client)
+    data.ltv = predicted_ltv(client, settings)
     data.markov = chain(client, settings)

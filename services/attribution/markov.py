@@ -57,13 +57,9 @@ def chain_view(client: Client, settings: "Settings | None" = None, source: str =
     """The view holding the chain: `markov_chain_rollup` (the transition counts the rollup stage
     keeps, migration 0041) when the rollups can answer (source "auto") or are asked for, else
     `markov_chain` (every journey and credit, the reference path)."""
-    from services.rollup import refresh as rollups
+    from services.rollup.refresh import use_rollups
 
-    if source == "auto":
-        source = "rollups" if settings is not None and rollups.readable(client, settings, "markov") else "facts"
-    if source not in ("facts", "rollups"):
-        raise ValueError(f"unknown source {source!r}; facts or rollups")
-    return "markov_chain_rollup" if source == "rollups" else "markov_chain"
+    return "markov_chain_rollup" if use_rollups(client, settings, "markov", source) else "markov_chain"
 
 
 def chain(client: Client, settings: "Settings | None" = None, *, source: str = "auto") -> dict[str, Any]:

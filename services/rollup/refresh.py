@@ -150,6 +150,16 @@ def readable(client: "Client", settings: "Settings", grouping: str, model: str =
     return current(client, settings)
 
 
+def use_rollups(client: "Client", settings: "Settings | None", grouping: str, source: str = "auto") -> bool:
+    """Whether a read of this grouping takes the rollups: `source` "rollups", "facts", or "auto"
+    (the rollups when they can answer: `readable`; never without settings)."""
+    if source == "auto":
+        return settings is not None and readable(client, settings, grouping)
+    if source not in ("facts", "rollups"):
+        raise ValueError(f"unknown source {source!r}; facts or rollups")
+    return source == "rollups"
+
+
 def invalidate(client: "Client") -> bool:
     """Facts are about to change with nobody keeping the items current (rollups off): forget the
     stored fingerprint, so that whoever turns the rollups on again rebuilds them first instead of

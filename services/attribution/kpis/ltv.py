@@ -11,6 +11,10 @@ customers whose first touch had no campaign are in no row):
 
 With fewer than MIN_CUSTOMERS customers or MIN_REPEAT repeat customers the model is
 None and so are the predictions (historic figures stay).
+
+The purchase days come from `ltv_purchase_days` (every won deal and payment) or, with rollups
+on, from those the rollup stage keeps (`ltv_purchase_days_rollup`, migration 0042,
+services/rollup/sql/ltv/): `purchases_view`.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from services.attribution.kpis.query import SQL_DIR
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from leadflow.config import Settings
+
 MIN_CUSTOMERS = 20
 MIN_REPEAT = 5
 DEFAULT_HORIZON_DAYS = 365
@@ -46,11 +52,21 @@ def _sql() -> str:
     return (SQL_DIR / "ltv_customers.sql").read_text(encoding="utf-8")
 
 
-def customers(client: "Client", *, date_to: date | None = None) -> dict[str, np.ndarray]:
+def purchases_view(client: "Client", settings: "Settings | None" = None, source: str = "auto") -> str:
+    """Where the customers' purchase days are read: `ltv_purchase_days_rollup` (the rollup stage
+    keeps them, migration 0042) when the rollups can answer (source "auto") or are asked for, else
+    `ltv_purchase_days` (every won deal and payment, the reference path)."""
+    from services.rollup.refresh import use_rollups
+
+    return "ltv_purchase_days_rollup" if use_rollups(client, settings, "ltv", source) else "ltv_purchase_days"
+
+
+def customers(client: "Client", settings: "Settings | None" = None, *, date_to: date | None = None,
+              source: str = "auto") -> dict[str, np.ndarray]:
     """Columns of sql/ltv_customers.sql as numpy arrays (channel as an object array)."""
-    result = client.query(_sql(), parameters={"date_to": date_to})
-    cols = list(zip(*result.result_rows)) or [()] * 7
-    channel, campaign, x, t_x, t, m, value = cols
+    result = client.query(_sql(), parameters={"date_to": date_to,
+                                              "purchases": purchases_view(client, settings, source)})
+    channel, campaign, x, t_x, t, m, value = result.result_columns or [()] * 7
     return {"channel": np.array(channel, dtype=object), "campaign": np.array(campaign, dtype=object),
             "x": np.array(x, dtype=float),
             "t_x": np.array(t_x, dtype=float) / 7.0, "T": np.array(t, dtype=float) / 7.0,
@@ -97,13 +113,13 @@ def predict(c: dict[str, np.ndarray], *, horizon_days: int = DEFAULT_HORIZON_DAY
     return {"rows": rows, "model": model}
 
 
-def predicted_ltv(client: "Client", *, date_to: date | None = None,
-                  horizon_days: int = DEFAULT_HORIZON_DAYS, by: str = "channel") -> dict[str, Any]:
+def predicted_ltv(client: "Client", settings: "Settings | None" = None, *, date_to: date | None = None,
+                  horizon_days: int = DEFAULT_HORIZON_DAYS, by: str = "channel", source: str = "auto") -> dict[str, Any]:
     """`leadflow kpis ltv`: {"rows": [...], "model": {"bgnbd": ..., "gamma_gamma": ..., "customers": n} | None}.
 
     A fit of the whole warehouse (no --to) is also stored in `ltv_predictions` (migration
     0026) for the dashboards, which cannot fit in SQL."""
-    result = predict(customers(client, date_to=date_to), horizon_days=horizon_days, by=by)
+    result = predict(customers(client, settings, date_to=date_to, source=source), horizon_days=horizon_days, by=by)
     if date_to is None and by == "channel":
         store(client, result, horizon_days=horizon_days)
     return result
