@@ -216,7 +216,19 @@ def refresh_all(client: "Client", ids: dict[str, Iterable[str]], params: dict[st
     """Refresh these entities (kind -> ids), and their people's contacts, in every grouping with
     items; returns rows written."""
     ids = with_contacts(client, ids)
-    return sum(refresh_grouping(client, grouping, ids, params) for grouping in item_groupings())
+    todo = {kind: sorted(set(kind_ids)) for kind, kind_ids in sorted(ids.items()) if kind_ids}
+    stage_ids(client, todo)  # once for every grouping: each reads its kinds' tables
+    return sum(refresh_grouping(client, grouping, todo, params, staged=True) for grouping in item_groupings())
+
+
+def stage_ids(client: "Client", ids: dict[str, list[str]]) -> None:
+    """The entities' ids in the session tables the item SQL reads (`rollup_ids_<kind>`) and every
+    one of them in `rollup_entities`, whose stored items a refresh nets: a grouping without items of
+    a kind finds none of its entities there, so one staging serves every grouping (staging per
+    grouping was ~36 statements of a five-grouping refresh)."""
+    for kind, kind_ids in ids.items():
+        stage_keys(client, _ids_table(kind), kind_ids)
+    stage_keys(client, "rollup_entities", [f"{kind}:{i}" for kind, kind_ids in ids.items() for i in kind_ids])
 
 
 def model_view(grouping: str, model: str) -> str:
@@ -287,9 +299,11 @@ def refresh(client: "Client", grouping: str, kind: str, ids: Iterable[str], para
     return refresh_grouping(client, grouping, {kind: ids}, params)
 
 
-def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[str]], params: dict[str, Any]) -> int:
+def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[str]], params: dict[str, Any], *,
+                     staged: bool = False) -> int:
     """Bring the stored items of these entities (kind -> ids) to what the facts say now, in one
-    statement. Returns rows written.
+    statement. Returns rows written. `staged`: the caller put these ids in the session tables
+    already (`stage_ids`).
 
     The difference is computed and written inside the warehouse (no row passes through Python):
     it goes to a session temporary table first, so the rows written can be counted and a
@@ -301,9 +315,8 @@ def refresh_grouping(client: "Client", grouping: str, ids: dict[str, Iterable[st
     started = time.perf_counter()
     table = f"rollup_items_{grouping}"
     columns = item_column_types(client, grouping)
-    for kind, kind_ids in todo.items():
-        stage_keys(client, _ids_table(kind), kind_ids)
-    stage_keys(client, "rollup_entities", [f"{kind}:{i}" for kind, kind_ids in todo.items() for i in kind_ids])
+    if not staged:
+        stage_ids(client, todo)
     diff = f"rollup_diff_{grouping}"
     client.command(f"CREATE TEMPORARY TABLE IF NOT EXISTS {diff} ENGINE = Memory AS SELECT * FROM {table} LIMIT 0")
     client.command(f"TRUNCATE TABLE {diff}")
