@@ -77,11 +77,6 @@ def _positive_days(value: str) -> int:
 
 def _summary(args: argparse.Namespace, client, settings) -> str:
     """`kpis markov` and `kpis ltv` (contract v1.1 sections 1 and 2)."""
-    from services.rollup.refresh import readable
-
-    if args.source == "rollups" and not readable(client, settings, args.grouping):
-        raise KpiArgumentError(f"leadflow kpis {args.grouping}: no current rollups (rollups off, or other "
-                               "settings: `leadflow rollups rebuild`)")
     if args.date_from is not None:
         raise KpiArgumentError(f"leadflow kpis {args.grouping}: --from does not apply "
                                f"({'journeys are taken over all time' if args.grouping == 'markov' else 'use --to'})")
@@ -123,15 +118,15 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
     client = warehouse.connect(settings)
     warehouse.migrate(client)
+    if args.source == "rollups":  # a grouping, or the markov chain's counts, or ltv's purchase days
+        from services.rollup.refresh import readable
+
+        if not readable(client, settings, args.grouping):
+            raise KpiArgumentError(f"leadflow kpis {args.grouping}: no current rollups (rollups off, or other "
+                                   "settings: `leadflow rollups rebuild`)")
     if args.grouping in SUMMARIES:
         print(_summary(args, client, settings))
         return 0
-    if args.source == "rollups":
-        from services.rollup.refresh import readable
-
-        if not readable(client, settings, args.grouping, args.model):
-            raise KpiArgumentError(f"leadflow kpis {args.grouping}: no current rollups for model {args.model} "
-                                   "(markov is computed when asked; other settings need `leadflow rollups rebuild`)")
     rows = compute_kpis(client, settings, args.grouping, model=args.model,
                         date_from=args.date_from, date_to=args.date_to, source=args.source)
     print(render_rows(rows, args.grouping, OUTPUT_KEYS[args.grouping], args.format,

@@ -160,14 +160,7 @@ def compute_kpis(
     from services.rollup import refresh as rollups
 
     load_sql(grouping)  # an unknown grouping fails here, whatever the source
-    if source == "auto":
-        source = "rollups" if rollups.readable(client, settings, grouping, model) else "facts"
-    if source == "rollups":
-        sql = rollups.kpis_sql(grouping)
-    elif source == "facts":
-        sql = load_sql(grouping)
-    else:
-        raise ValueError(f"unknown source {source!r}; facts or rollups")
+    sql = rollups.kpis_sql(grouping) if rollups.use_rollups(client, settings, grouping, source) else load_sql(grouping)
     params = kpi_parameters(settings, model=model, date_from=date_from, date_to=date_to, now=now)
     params["rollup"] = rollups.model_view(grouping, model)
     result = client.query(sql, parameters=_used(sql, params))
